@@ -1,0 +1,39 @@
+# HPO Studio: `make run` starts the app, `make test` runs the tests.
+# Both create ./.venv and install what they need on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test test-fast install install-dev bench clean-runs
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+install-dev: $(BIN)/.installed-dev
+
+## run: the app on the embedded default data set (digits), at http://localhost:$(PORT)
+run: install
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+## test: every test, browser tests included (needs Debian's chromium; see README)
+test: install-dev
+	$(BIN)/python -m pytest
+
+## test-fast: skip the slow and browser tests
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+bench: install-dev
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-runs:
+	rm -rf runs/* logs/*.log*

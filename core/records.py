@@ -1,0 +1,192 @@
+"""Reading studies back from the storage: the read model every screen and the CLI use.
+
+Views never hold study state of their own; they call these functions on each rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from core import storage as S
+from core.config import StudyConfig, TrialResult, objective_value
+
+
+@dataclass
+class TrialRecord:
+    """One trial as a screen shows it."""
+
+    number: int
+    state: str  # RUNNING | COMPLETE | PRUNED | FAIL | WAITING
+    params: dict[str, Any]
+    values: list[float] | None
+    start: dt.datetime | None
+    complete: dt.datetime | None
+    intermediate: dict[int, float] = field(default_factory=dict)
+    result: TrialResult | None = None
+    progress: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = None
+    executor: str = ""
+    host: str = ""
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start is None:
+            return None
+        end = self.complete or dt.datetime.now()
+        return (end - self.start).total_seconds()
+
+    @property
+    def val_accuracy(self) -> float | None:
+        if self.result and self.result.val_accuracy is not None:
+            return self.result.val_accuracy
+        return None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.result.test_accuracy if self.result else None
+
+    @property
+    def health_score(self) -> float | None:
+        return self.result.health_score if self.result else None
+
+    @property
+    def param_count(self) -> int | None:
+        return self.result.param_count if self.result and self.result.param_count else None
+
+    def objective(self, config: StudyConfig) -> float | None:
+        """A single number to rank by under the study's mode (pareto ranks by the health-aware blend)."""
+        if self.state != "COMPLETE" or self.result is None:
+            return None
+        mode = "health-aware" if config.mode == "pareto" else config.mode
+        return float(objective_value(self.result.val_accuracy, self.result.health_score, mode, config.health_weight))
+
+
+@dataclass
+class StudySummary:
+    name: str
+    config: StudyConfig | None
+    status: str
+    n_trials: int
+    counts: dict[str, int]
+    created: float | None
+    heartbeat: float | None
+    note: str | None
+    best_value: float | None
+
+    @property
+    def alive(self) -> bool:
+        """A runner has reported in the last 30 s."""
+        return self.heartbeat is not None and time.time() - self.heartbeat < 30
+
+
+def _record(t: Any) -> TrialRecord:
+    attrs = t.user_attrs
+    result = None
+    if attrs.get(S.T_RESULT):
+        try:
+            result = TrialResult.from_dict(attrs[S.T_RESULT])
+        except Exception:  # noqa: BLE001 - an older or foreign record still shows its params
+            result = None
+    return TrialRecord(
+        number=t.number,
+        state=t.state.name,
+        params=dict(t.params) if t.params else dict((attrs.get(S.T_SPEC) or {}).get("params", {})),
+        values=list(t.values) if t.values is not None else None,
+        start=t.datetime_start,
+        complete=t.datetime_complete,
+        intermediate=dict(t.intermediate_values),
+        result=result,
+        progress=attrs.get(S.T_PROGRESS),
+        spec=attrs.get(S.T_SPEC),
+        executor=attrs.get(S.T_EXECUTOR, ""),
+        host=attrs.get(S.T_HOST, ""),
+        error=attrs.get(S.T_ERROR),
+    )
+
+
+def study_config(study: Any) -> StudyConfig | None:
+    raw = study.user_attrs.get(S.ATTR_CONFIG)
+    if not raw:
+        return None
+    try:
+        return StudyConfig.from_dict(raw)
+    except Exception:  # noqa: BLE001 - a study made by another tool has no (or a foreign) config
+        return None
+
+
+def load_study(name: str, storage_url: str | None = None):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=S.open_storage(storage_url))
+
+
+def load_records(name: str, storage_url: str | None = None) -> list[TrialRecord]:
+    """Every trial of a study, oldest first."""
+    study = load_study(name, storage_url)
+    return [_record(t) for t in study.get_trials(deepcopy=False)]
+
+
+def list_studies(storage_url: str | None = None) -> list[StudySummary]:
+    """Every study in the storage, newest first."""
+    import optuna
+
+    storage = S.open_storage(storage_url)
+    out = []
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        attrs = s.user_attrs
+        cfg = None
+        if attrs.get(S.ATTR_CONFIG):
+            try:
+                cfg = StudyConfig.from_dict(attrs[S.ATTR_CONFIG])
+            except Exception:  # noqa: BLE001
+                cfg = None
+        out.append(
+            StudySummary(
+                name=s.study_name,
+                config=cfg,
+                status=attrs.get(S.ATTR_STATUS, "unknown"),
+                n_trials=s.n_trials,
+                counts={},
+                created=attrs.get(S.ATTR_CREATED),
+                heartbeat=attrs.get(S.ATTR_HEARTBEAT),
+                note=attrs.get(S.ATTR_NOTE),
+                best_value=None,
+            )
+        )
+    out.sort(key=lambda s: s.created or 0, reverse=True)
+    return out
+
+
+def best_record(records: Sequence[TrialRecord], config: StudyConfig) -> TrialRecord | None:
+    """The best complete trial under the study's mode (validation-based, never test)."""
+    scored = [(r.objective(config), r) for r in records]
+    scored = [(v, r) for v, r in scored if v is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda vr: (vr[0], -vr[1].number))[1]
+
+
+def pareto_front(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Complete trials not dominated on (validation accuracy, health)."""
+    pts = [r for r in records if r.state == "COMPLETE" and r.val_accuracy is not None and r.health_score is not None]
+    front = []
+    for r in pts:
+        dominated = any(
+            (o.val_accuracy >= r.val_accuracy and o.health_score >= r.health_score)
+            and (o.val_accuracy > r.val_accuracy or o.health_score > r.health_score)
+            for o in pts
+        )
+        if not dominated:
+            front.append(r)
+    return sorted(front, key=lambda r: r.val_accuracy)
+
+
+def state_counts(records: Sequence[TrialRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    return counts

@@ -1,0 +1,86 @@
+"""Opening Optuna storages, and the schema of what HPO Studio writes into them.
+
+The storage is the one source of truth: the runner writes, every screen (and
+optuna-dashboard) reads.  The names of the attributes written are defined here once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError, Settings
+
+log = logging.getLogger("hpo.storage")
+
+# Study user attributes
+ATTR_CONFIG = "config"  # StudyConfig.to_dict()
+ATTR_STATUS = "status"  # "running" | "stopping" | "stopped" | "finished" | "cancelled" | "crashed"
+ATTR_HEARTBEAT = "runner_heartbeat"  # unix time the runner last said it is alive
+ATTR_NOTE = "note"  # a message for the user (e.g. "RunPod unreachable: running locally")
+ATTR_CREATED = "created"  # unix time
+
+# Trial user attributes (flat keys are for optuna-dashboard's table; "result" is the whole record)
+T_RESULT = "result"  # TrialResult.to_dict()
+T_PROGRESS = "progress"  # {"epoch", "epochs", "logs", "time"} while running
+T_SPEC = "spec"  # TrialSpec.to_dict(): the configuration that reproduces the trial
+T_EXECUTOR = "executor"
+T_HOST = "host"
+T_ERROR = "error"
+T_TEST_ACCURACY = "test_accuracy"
+T_HEALTH = "health_score"
+T_PARAMS = "param_count"
+
+
+def resolve_url(url: str | None, settings: Settings | None = None) -> str:
+    """A storage URL, defaulting to the SQLite file under runs/ (its folder created)."""
+    settings = settings or Settings.from_env()
+    url = url or settings.default_storage
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    elif url.startswith("journal:"):
+        Path(url[len("journal:") :]).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+@functools.lru_cache(maxsize=8)
+def open_storage(url: str | None = None):
+    """An Optuna storage for ``url``.
+
+    * ``sqlite:///path``: WAL mode and a busy timeout, so one writing runner and many
+      polling readers do not block each other.
+    * ``journal:/path/file.log``: Optuna's JournalStorage on a file, for several writing
+      processes on one host.
+    * anything else (``postgresql://...``): RDBStorage, for several machines.
+    """
+    import optuna
+    import sqlalchemy
+
+    url = resolve_url(url)
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(url[len("journal:") :]))
+        engine_kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            engine_kwargs = {"connect_args": {"timeout": 30}}
+        else:
+            engine_kwargs = {"pool_pre_ping": True}
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        if url.startswith("sqlite"):
+            with storage.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                conn.commit()
+        return storage
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError, ValueError) as exc:
+        raise ConfigError(f"storage: cannot open {redact(url)}: {exc}. Check the URL and that the database is running.") from exc
+
+
+def redact(url: str) -> str:
+    """A URL with its password hidden, for messages and logs."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
