@@ -209,6 +209,7 @@ def unit_layers(model) -> list[dict[str, Any]]:
             act_layer = model.get_layer(act_name) if act_name in names else layer
             act = getattr(act_layer, "activation", None)
             act_id = "leaky_relu" if type(act_layer).__name__ == "LeakyReLU" else getattr(act, "__name__", str(act))
+            act_id = {"silu": "swish"}.get(act_id, act_id)  # Keras names swish "silu"; keep the user's word
             units = layer.filters if cls == "Conv2D" else layer.units
             out.append({"name": layer.name, "layer_type": "conv2d" if cls == "Conv2D" else "dense",
                         "units": int(units), "output_layer": act_layer.name, "activation": act_id})

@@ -1,0 +1,31 @@
+# HPO Studio app image: the Streamlit UI plus local CPU workers.
+# Build from the repository root:  docker build -f docker/app.Dockerfile -t hpo-studio .
+FROM python:3.11-slim-bookworm
+
+# libegl1/libgl1/libgomp1: VTK's off-screen (EGL) rendering of the 3D view and its exports.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libegl1 libgl1 libglx-mesa0 libegl-mesa0 libgomp1 curl \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow \
+    HPO_HOME=/data
+
+WORKDIR /app
+# Same install step as `make install` and CI: one requirements file.
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY streamlit_app.py ./
+COPY .streamlit ./.streamlit
+COPY app ./app
+COPY core ./core
+
+RUN useradd --create-home --uid 1000 studio && mkdir -p /data && chown studio /data
+USER 1000
+VOLUME ["/data"]
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s CMD ["curl", "-fsS", "http://localhost:8501/_stcore/health"]
+CMD ["streamlit", "run", "streamlit_app.py", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true"]
