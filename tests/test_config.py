@@ -95,7 +95,7 @@ def test_study_config_round_trip_and_spec():
     ],
 )
 def test_study_config_refuses_bad_settings_naming_them(patch, setting):
-    cfg = StudyConfig(name="ok", **{k: v for k, v in patch.items()})
+    cfg = StudyConfig(**{"name": "ok", **patch})
     with pytest.raises(ConfigError, match=setting):
         cfg.validate()
 
