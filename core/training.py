@@ -312,6 +312,16 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None
     ]
     timings["health"] = time.perf_counter() - t + health_time[0]
     result.status = "complete"
+    # The 3D view's data is made here, where the model is in memory, so the UI can draw any
+    # trial without importing TensorFlow (and without the TF/Mesa clash in one process).
+    try:
+        from core.architecture import build_architecture
+
+        arch = build_architecture(model, performance_score=result.val_accuracy, health_score=result.health_score,
+                                  layer_health=result.layers)
+        result.architecture["visualization"] = arch.to_dict()
+    except Exception:  # noqa: BLE001 - a drawing problem must not lose a trained trial
+        log.warning("trial %s: could not describe the architecture for 3D:\n%s", spec.trial_number, traceback.format_exc())
 
     if spec.save_model:
         t = time.perf_counter()
