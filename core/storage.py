@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,9 @@ T_PARAMS = "param_count"
 
 
 def resolve_url(url: str | None, settings: Settings | None = None) -> str:
-    """A storage URL, defaulting to the SQLite file under runs/ (its folder created)."""
+    """A storage URL: ``url``, else ``HPO_STORAGE``, else the SQLite file under runs/ (its folder created)."""
     settings = settings or Settings.from_env()
-    url = url or settings.default_storage
+    url = url or os.environ.get("HPO_STORAGE") or settings.default_storage
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     elif url.startswith("journal:"):
@@ -45,9 +46,8 @@ def resolve_url(url: str | None, settings: Settings | None = None) -> str:
     return url
 
 
-@functools.lru_cache(maxsize=8)
 def open_storage(url: str | None = None):
-    """An Optuna storage for ``url``.
+    """An Optuna storage for ``url`` (None: the default under the current HPO_HOME), one per URL per process.
 
     * ``sqlite:///path``: WAL mode and a busy timeout, so one writing runner and many
       polling readers do not block each other.
@@ -55,10 +55,14 @@ def open_storage(url: str | None = None):
       processes on one host.
     * anything else (``postgresql://...``): RDBStorage, for several machines.
     """
+    return _open(resolve_url(url))
+
+
+@functools.lru_cache(maxsize=16)
+def _open(url: str):
     import optuna
     import sqlalchemy
 
-    url = resolve_url(url)
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
