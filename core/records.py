@@ -83,7 +83,8 @@ class StudySummary:
         return self.heartbeat is not None and time.time() - self.heartbeat < 30
 
 
-def _record(t: Any) -> TrialRecord:
+def record_from_trial(t: Any) -> TrialRecord:
+    """A TrialRecord from an optuna FrozenTrial (any storage)."""
     attrs = t.user_attrs
     result = None
     if attrs.get(S.T_RESULT):
@@ -127,7 +128,7 @@ def load_study(name: str, storage_url: str | None = None):
 def load_records(name: str, storage_url: str | None = None) -> list[TrialRecord]:
     """Every trial of a study, oldest first."""
     study = load_study(name, storage_url)
-    return [_record(t) for t in study.get_trials(deepcopy=False)]
+    return [record_from_trial(t) for t in study.get_trials(deepcopy=False)]
 
 
 def list_studies(storage_url: str | None = None) -> list[StudySummary]:

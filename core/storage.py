@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,14 @@ def open_storage(url: str | None = None):
       processes on one host.
     * anything else (``postgresql://...``): RDBStorage, for several machines.
     """
-    return _open(resolve_url(url))
+    url = resolve_url(url)
+    # Two threads creating a new database's tables at once make one fail (IntegrityError);
+    # Streamlit's quick reruns do exactly that, so opening is serialised.
+    with _OPEN_LOCK:
+        return _open(url)
+
+
+_OPEN_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)

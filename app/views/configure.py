@@ -1,0 +1,360 @@
+"""Configure: pick a data set, a mode, a budget and a search space, then start a study.
+
+Every setting is turned into one ``StudyConfig``; ``app.state.start`` validates it (the same
+``StudyConfig.validate`` the CLI uses, plus a duplicate-name check) before anything starts,
+and a refusal is shown here with the ConfigError's message, which names the setting.
+Below the form: the studies in the storage, each with open / resume / stop / cancel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from app import PAGE_TRIALS
+from app import components as C
+from app import state
+from core.config import MODES, PRUNERS, ConfigError, StudyConfig, safe_name
+from core.datasets import DatasetInfo, get_info, is_available, list_datasets, preview
+from core.search_space import DEFAULT_TUNED, Hyperparameter, hyperparameters_for
+from core.storage import redact
+
+log = logging.getLogger("hpo.ui")
+
+DEFAULT_DATASET = "digits"
+# A newcomer's first study: ~10 short trials on digits show results within a minute on a laptop CPU.
+DEFAULT_TRIALS = 10
+DEFAULT_EPOCHS = 3
+PREVIEW_N = 8
+PREVIEW_PX = 64  # preview images are upscaled (nearest neighbour) to this many pixels: 8x8 digits stay crisp
+
+MODE_HELP = {
+    "simple": "Maximise validation accuracy. Fast to explain, blind to how healthy the model is.",
+    "health-aware": "Maximise a blend of validation accuracy and the health score; you choose the weight.",
+    "pareto": "Two objectives, accuracy and health: the study keeps every trade-off no other trial beats (the Pareto front).",
+}
+SAMPLER_HELP = {
+    "tpe": "TPE (Bayesian): learns which regions of the space score well and samples there more often.",
+    "random": "Random search: no learning, a fair baseline, and surprisingly strong for few trials.",
+    "nsga2": "NSGA-II (genetic): evolves a population toward the accuracy/health Pareto front.",
+    "motpe": "Multi-objective TPE: TPE for two objectives.",
+}
+PRUNER_HELP = {
+    "none": "Every trial trains all its epochs.",
+    "median": "Stop a trial whose validation accuracy is below the median of earlier trials at the same epoch.",
+    "hyperband": "Hyperband: runs many trials briefly and gives more epochs to the promising ones.",
+    "successive_halving": "Successive halving: keeps the best third at each rung of epochs.",
+}
+
+
+# --------------------------------------------------------------------------- executors
+
+
+def available_executors() -> dict[str, str]:
+    """Executors offered in the form, id -> label: only those that work in this deployment.
+
+    RunPod hook: ``core.executors`` registers a ``runpod`` executor; once it is implemented and
+    configured here (an endpoint id, and RUNPOD_API_KEY in the environment, never in the form),
+    add ``"runpod": "RunPod serverless GPUs"`` to this dict and draw its settings in
+    :data:`EXECUTOR_SETTINGS`. Nothing else in the UI changes: the choice becomes
+    ``StudyConfig.executor`` and the runner picks the executor.
+    """
+    return {"local": "Local worker processes"}
+
+
+def _render_local_settings() -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    workers = st.number_input(
+        "Parallel workers", min_value=1, max_value=max(1, min(16, cores)), value=1, step=1, key="cfg_workers",
+        help=f"Trials trained at the same time, each in its own process with its own TensorFlow (~700 MB). "
+             f"This machine has {cores} CPU core(s).",
+    )
+    return {"workers": int(workers)}
+
+
+# Per-executor settings renderers, each returning StudyConfig fields (RunPod plugs in here too).
+EXECUTOR_SETTINGS: dict[str, Callable[[], dict[str, Any]]] = {"local": _render_local_settings}
+
+
+# --------------------------------------------------------------------------- data set
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _preview(name: str, n: int, data_dir: str) -> tuple[list[Any], list[int]] | str:
+    """Preview samples (cached: reading a data set is slow), or the reason there are none."""
+    from pathlib import Path
+
+    try:
+        samples, labels = preview(name, n, data_dir=Path(data_dir))
+    except ConfigError as exc:  # DatasetUnavailable is a ConfigError with how-to-get-it instructions
+        return str(exc)
+    return list(samples), [int(v) for v in labels]
+
+
+def _to_pixels(img: np.ndarray) -> np.ndarray:
+    """Float [0, 1] HxWxC -> uint8, upscaled by pixel repetition so tiny images stay sharp."""
+    a = np.asarray(img, dtype=np.float32)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    scale = max(1, PREVIEW_PX // max(a.shape[0], 1))
+    a = np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
+    return (np.clip(a, 0, 1) * 255).astype(np.uint8)
+
+
+def render_dataset(info: DatasetInfo) -> None:
+    """What the data set is, its shape and classes, and a few samples."""
+    shape = "×".join(str(d) for d in info.input_shape)
+    st.markdown(f"{info.description}")
+    st.caption(f"{info.kind} · input {shape} · {info.num_classes} classes · source: {info.source} · license: {info.license}")
+    classes = ", ".join(info.class_names[:12]) + (" …" if len(info.class_names) > 12 else "")
+    st.caption(f"Classes: {classes}")
+    available = is_available(info.name)
+    if not available:
+        st.warning(f"{info.name} is not on this machine yet: the first trial will try to download it "
+                   "(this needs internet access).", icon=":material/cloud_download:")
+        return
+    got = _preview(info.name, PREVIEW_N, str(state.settings().datasets_dir))
+    if isinstance(got, str):
+        st.warning(got)
+        return
+    samples, labels = got
+    names = [info.class_names[i] if i < len(info.class_names) else str(i) for i in labels]
+    if info.kind == "image":
+        st.image([_to_pixels(s) for s in samples], caption=names, width=PREVIEW_PX)
+    else:
+        for text, label in zip(samples[:4], names[:4]):
+            body = text if isinstance(text, str) else " ".join(str(int(t)) for t in np.asarray(text) if int(t) != 0)
+            st.markdown(f":blue-badge[{label}] {body[:240]}{'…' if len(body) > 240 else ''}")
+
+
+# --------------------------------------------------------------------------- search space
+
+
+def _number(label: str, value: float, key: str, hp: Hyperparameter) -> float:
+    if hp.kind == "int":
+        return int(st.number_input(label, value=int(value), step=1, key=key))
+    if hp.log:
+        return float(st.number_input(label, value=float(value), step=float(value) / 2 or 1e-6, format="%.1e", key=key))
+    return float(st.number_input(label, value=float(value), step=0.05, format="%.2f", key=key))
+
+
+def render_search_space(kind: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """A checkbox per hyperparameter (with its one-line explanation) and the range to search.
+
+    Returns:
+        (tuned names, ranges) for StudyConfig.tune / .ranges. Ranges are passed as entered:
+        validation, not the widgets, decides what is allowed, so the message is the same as the CLI's.
+    """
+    tuned: list[str] = []
+    ranges: dict[str, dict[str, Any]] = {}
+    default_tuned = set(DEFAULT_TUNED[kind])
+    groups: dict[str, list[Hyperparameter]] = {}
+    for hp in hyperparameters_for(kind):
+        groups.setdefault(hp.group, []).append(hp)
+    for group, hps in groups.items():
+        # A fixed label: an expander whose label changes is a new element and would collapse.
+        with st.expander(f"{group.capitalize()} ({len(hps)})", expanded=group == "optimisation"):
+            for hp in hps:
+                on = st.checkbox(hp.title, value=hp.name in default_tuned, key=f"cfg_tune_{kind}_{hp.name}",
+                                 help=hp.effect)
+                st.caption(hp.explanation)
+                if not on:
+                    st.caption(f"Fixed at **{C.fmt_value(hp.default)}** (its default).")
+                    continue
+                tuned.append(hp.name)
+                if hp.kind in ("categorical", "bool"):
+                    choices = hp.range_dict()["choices"]
+                    picked = st.multiselect(f"{hp.title}: options to try", choices, default=choices,
+                                            format_func=C.fmt_value, key=f"cfg_choices_{kind}_{hp.name}")
+                    ranges[hp.name] = {"choices": list(picked)}
+                else:
+                    lo_col, hi_col = st.columns(2)
+                    with lo_col:
+                        low = _number(f"{hp.title}: low", hp.low, f"cfg_low_{kind}_{hp.name}", hp)  # type: ignore[arg-type]
+                    with hi_col:
+                        high = _number(f"{hp.title}: high", hp.high, f"cfg_high_{kind}_{hp.name}", hp)  # type: ignore[arg-type]
+                    if hp.log:
+                        st.caption("Sampled on a log scale: every decade is equally likely.")
+                    ranges[hp.name] = {"low": low, "high": high}
+    return tuned, ranges
+
+
+# --------------------------------------------------------------------------- form
+
+
+def _auto_name(dataset: str) -> str:
+    return f"{dataset}-{dt.datetime.now():%m%d-%H%M%S}"
+
+
+def _on_dataset_change() -> None:
+    # Rename the study with the new data set, unless the user typed a name of their own.
+    if st.session_state.get("cfg_name") == st.session_state.get("cfg_auto_name"):
+        name = _auto_name(st.session_state["cfg_dataset"])
+        st.session_state["cfg_name"] = st.session_state["cfg_auto_name"] = name
+
+
+def render_form() -> StudyConfig | None:
+    """Draw the form; return the StudyConfig to start when Start was pressed (None otherwise)."""
+    infos = list_datasets()
+    names = [i.name for i in infos]
+    if "cfg_dataset" not in st.session_state:
+        st.session_state["cfg_dataset"] = DEFAULT_DATASET if DEFAULT_DATASET in names else names[0]
+    if "cfg_name" not in st.session_state:
+        st.session_state["cfg_name"] = st.session_state["cfg_auto_name"] = _auto_name(st.session_state["cfg_dataset"])
+
+    st.subheader("1 · Data")
+    dataset = st.selectbox(
+        "Data set", names, key="cfg_dataset", on_change=_on_dataset_change,
+        format_func=lambda n: f"{n} · {get_info(n).kind}{'' if is_available(n) else ' · not downloaded'}",
+    )
+    info = get_info(dataset)
+    render_dataset(info)
+
+    st.subheader("2 · Goal")
+    mode = st.radio("Mode", MODES, key="cfg_mode", horizontal=True, captions=[MODE_HELP[m] for m in MODES])
+    health_weight = 0.3
+    if mode == "health-aware":
+        health_weight = st.slider("Health weight", 0.0, 1.0, 0.3, 0.05, key="cfg_health_weight",
+                                  help="objective = (1 − w) × validation accuracy + w × health score")
+
+    st.subheader("3 · Budget")
+    c1, c2, c3, c4 = st.columns(4)
+    n_trials = c1.number_input("Trials", min_value=0, value=DEFAULT_TRIALS, step=1, key="cfg_trials",
+                               help="How many models to train. 0 = no limit (then set a time budget).")
+    minutes = c2.number_input("Time budget (min)", min_value=0.0, value=0.0, step=5.0, key="cfg_minutes",
+                              help="Stop starting trials after this long. 0 = no time limit.")
+    epochs = c3.number_input("Epochs per trial", min_value=0, value=DEFAULT_EPOCHS, step=1, key="cfg_epochs",
+                             help="Passes over the training data for each model.")
+    max_samples = c4.number_input("Max training samples", min_value=0, value=0, step=100, key="cfg_max_samples",
+                                  help="Cap on training examples, for quick studies. 0 = all of them.")
+
+    st.subheader("4 · Search space")
+    st.caption("Tick what to tune; the rest keeps its default. Open a group to change ranges.")
+    tuned, ranges = render_search_space(info.kind)
+
+    st.subheader("5 · Search and where to run")
+    s1, s2 = st.columns(2)
+    # Only samplers that fit the mode: validation would refuse the others anyway.
+    samplers = ["nsga2", "motpe", "random"] if mode == "pareto" else ["tpe", "random"]
+    sampler = s1.selectbox("Sampler", samplers, key=f"cfg_sampler_{mode}", help="\n\n".join(SAMPLER_HELP[s] for s in samplers))
+    pruners = ["none"] if mode == "pareto" else list(PRUNERS)
+    pruner = s2.selectbox("Pruner", pruners, index=pruners.index("median") if "median" in pruners else 0,
+                          key=f"cfg_pruner_{mode}", help="\n\n".join(PRUNER_HELP[p] for p in pruners))
+    if mode == "pareto":
+        st.caption("Optuna cannot prune two-objective studies, so every trial runs all its epochs.")
+    executors = available_executors()
+    e1, e2, e3 = st.columns(3)
+    with e1:
+        executor = st.selectbox("Run trials on", list(executors), format_func=executors.get, key="cfg_executor")
+    with e2:
+        extra = EXECUTOR_SETTINGS[executor]()
+    seed = e3.number_input("Seed", value=0, step=1, key="cfg_seed",
+                           help="Seeds the sampler, the data split and each trial's weights: same seed, same study.")
+
+    name = st.text_input("Study name", key="cfg_name", max_chars=80)
+    if not st.button("Start study", type="primary", icon=":material/play_arrow:", key="cfg_start"):
+        return None
+    return StudyConfig(
+        name=name.strip(),
+        dataset=dataset,
+        mode=mode,
+        health_weight=float(health_weight),
+        n_trials=int(n_trials) or None,
+        timeout_s=float(minutes) * 60 or None,
+        epochs=int(epochs),
+        max_samples=int(max_samples) or None,
+        tune=tuned,
+        ranges=ranges,
+        sampler=sampler,
+        pruner=pruner,
+        seed=int(seed),
+        executor=executor,
+        storage=None,
+        **extra,
+    )
+
+
+def start_study(config: StudyConfig) -> None:
+    """Start it, or say exactly which setting to fix."""
+    try:
+        state.start(config)
+    except ConfigError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    except Exception as exc:  # noqa: BLE001 - the runner could not start; say so, keep the form
+        log.exception("starting study %s failed", config.name)
+        st.error(f"Could not start the study: {type(exc).__name__}: {exc}", icon=":material/error:")
+        return
+    st.session_state.pop("cfg_name", None)  # a fresh name for the next study
+    C.go_to(PAGE_TRIALS)
+    st.success(f"Started {config.name}.")  # shown when the view runs without the router
+
+
+# --------------------------------------------------------------------------- studies in the storage
+
+
+def render_studies(was_running: bool) -> None:
+    """Every study in the storage, newest first, with what can be done to it now."""
+    summaries = state.list_studies(with_counts=True)
+    running = set(state.running_studies(summaries))
+    if was_running and not running:
+        st.rerun()  # a full rerun turns this list's auto-refresh off
+    if not summaries:
+        st.caption("No studies in this storage yet.")
+        return
+    st.caption(f"Storage: `{redact(state.storage_url())}`")
+    for i, s in enumerate(summaries[:25]):
+        is_live = s.name in running
+        with st.container(border=True, key=f"study-{i}-{safe_name(s.name)}"):
+            status = "running" if is_live else s.status
+            color = "blue" if is_live else {"finished": "green", "crashed": "red", "cancelled": "orange"}.get(status, "gray")
+            desc = f" · {s.config.dataset} · {s.config.mode}" if s.config else ""
+            counts = " · ".join(f"{n} {C.STATE_LABEL.get(k, k.lower())}" for k, n in sorted(s.counts.items()))
+            st.markdown(f"**{s.name}** :{color}-badge[{status}]{desc}  \n{counts or 'no trials yet'}")
+            if s.note:
+                st.caption(s.note)
+            err = state.runner_error(s.name)
+            if err:
+                st.error(f"The runner stopped with an error: {err}")
+            cols = st.columns(4)
+            if cols[0].button("Open", key=f"open-study-{i}", icon=":material/grid_view:", width="stretch"):
+                state.select_study(s.name)
+                C.go_to(PAGE_TRIALS)
+            ours = state.runner_for(s.name) is not None
+            can_resume = not is_live and s.config is not None and s.status != "finished"
+            if cols[1].button("Resume", key=f"resume-{i}", icon=":material/play_arrow:", width="stretch",
+                              disabled=not can_resume, help="Continue with the stored configuration."):
+                try:
+                    state.resume(s.name)
+                except ConfigError as exc:
+                    st.error(str(exc))
+                else:
+                    C.go_to(PAGE_TRIALS)
+            if cols[2].button("Stop", key=f"stop-{i}", icon=":material/stop_circle:", width="stretch",
+                              disabled=not (is_live and ours), help="Running trials finish; no new ones start."):
+                state.stop(s.name)
+                st.toast(f"Stopping {s.name}")
+            if cols[3].button("Cancel", key=f"cancel-{i}", icon=":material/cancel:", width="stretch",
+                              disabled=not (is_live and ours), help="Running trials are abandoned now."):
+                state.cancel(s.name)
+                st.toast(f"Cancelling {s.name}")
+
+
+def main() -> None:
+    st.title("Configure a study")
+    st.caption("Choose data, a goal and a budget; HPO Studio trains the models and judges each on accuracy *and* health.")
+    config = render_form()
+    if config is not None:
+        start_study(config)
+    st.divider()
+    st.subheader("Studies")
+    running = state.any_running()
+    st.fragment(render_studies, run_every=C.LIVE_INTERVAL_S if running else None)(running)
+
+
+main()

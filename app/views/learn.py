@@ -1,0 +1,139 @@
+"""Learn: every hyperparameter and every health metric explained, from core's own definitions,
+each tied to where its effect shows in the learner's study.
+
+The text comes from ``core.search_space.HYPERPARAMETERS`` and ``core.health.METRIC_INFO`` (the
+same definitions the form and the dashboard use), so it cannot drift from what the code does.
+Each entry opens to a chart from the selected study: a tuned hyperparameter against
+validation accuracy, or a health metric against accuracy. Charts are drawn only for the
+entries that are open.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import PAGE_CONFIGURE, PAGE_HEALTH
+from app import components as C
+from app import state
+from core.config import StudyConfig
+from core.health import METRIC_INFO, WEIGHTS
+from core.records import TrialRecord
+from core.search_space import HYPERPARAMETERS, Hyperparameter
+
+APPLIES = {"image": "CNN (images)", "text": "LSTM (text)", "both": "CNN and LSTM"}
+GROUP_TITLES = {
+    "architecture": "Architecture: the shape of the network",
+    "regularisation": "Regularisation: fighting overfitting",
+    "optimisation": "Optimisation: how the weights are learned",
+}
+
+KEY_IDEAS = """
+**Validation is for choosing, test is for reporting.** Every trial is scored on a validation
+split, and the search optimises that score. Because the search *chooses* by it, the best
+validation score is flattering. The test split is measured once per trial and never
+optimised on: it is the honest estimate of how the model does on new data.
+
+**Accuracy is not the whole story.** Two models with the same accuracy can differ a lot:
+one may have half its neurons dead, gradients that vanish in the first layers, a loss that
+jumped around, or a 20-point gap between training and validation accuracy. Those models
+break more easily on new data and waste compute. HPO Studio measures six *health* metrics
+for every trial, and the **health-aware** and **pareto** modes let the search weigh them.
+"""
+
+
+def render_hyperparameter(hp: Hyperparameter, records: list[TrialRecord], study: str | None,
+                          config: StudyConfig | None, tuned: set[str]) -> None:
+    exp = st.expander(f"{hp.title} · {APPLIES.get(hp.applies_to, hp.applies_to)}", key=f"learn-hp-{hp.name}",
+                      on_change="rerun")
+    with exp:
+        st.markdown(f"**What it is.** {hp.explanation}")
+        st.markdown(f"**What it does.** {hp.effect}")
+        st.caption(f"Searched over {hp.describe_range()} · default {C.fmt_value(hp.default)} · `{hp.name}`")
+        if not exp.open:
+            return  # the chart below is only worth drawing when someone looks
+        if study is None:
+            st.caption("Run a study to see this hyperparameter's effect on your own models.")
+        elif hp.name not in tuned:
+            fixed = (config.fixed or {}).get(hp.name, hp.default) if config else hp.default
+            st.caption(f"Not tuned in **{study}** (fixed at {C.fmt_value(fixed)}). Tick it in Configure to see its effect.")
+            C.nav_link(PAGE_CONFIGURE, "Configure a study that tunes it", ":material/tune:")
+        else:
+            fig = C.make_param_effect_figure(records, hp.name)
+            if fig is None:
+                st.caption(f"**{study}** needs two complete trials to show this.")
+            else:
+                st.plotly_chart(fig, key=f"learn-fig-{hp.name}")
+                st.caption(f"Each point is a trial of **{study}**; colour is its health score.")
+
+
+def render_metric(key: str, records: list[TrialRecord], study: str | None, best: TrialRecord | None) -> None:
+    info = METRIC_INFO[key]
+    exp = st.expander(f"{info['title']} · {WEIGHTS.get(key, 0):.0%} of the health score", key=f"learn-metric-{key}",
+                      on_change="rerun")
+    with exp:
+        st.markdown(f"**What it measures.** {info['meaning']}")
+        st.markdown(f"**How.** {info['formula']}")
+        st.markdown(f"**When it is low.** {info['low_means']}")
+        if not exp.open or study is None:
+            return
+        fig = C.make_metric_effect_figure(records, key, best)
+        if fig is None:
+            st.caption(f"**{study}** needs two complete trials to show this.")
+            return
+        st.plotly_chart(fig, key=f"learn-metric-fig-{key}")
+        if best is not None and best.result:
+            st.caption(f"Best trial #{best.number} of **{study}**: {C.fmt_score((best.result.health or {}).get(key))}. "
+                       "Points to the right are healthier; up is more accurate.")
+        C.nav_link(PAGE_HEALTH, "Open the health dashboard", ":material/monitor_heart:")
+
+
+def main() -> None:
+    st.title("Learn")
+    st.caption("What each knob does and what each health metric means, shown on your own study.")
+    with st.container(border=True):
+        st.markdown(KEY_IDEAS)
+
+    summaries = state.list_studies()
+    study = None
+    records: list[TrialRecord] = []
+    config = None
+    if summaries:
+        study = C.render_study_picker(summaries, key="learn-study", label="Illustrate with study")
+        summary = next(s for s in summaries if s.name == study)
+        config = summary.config
+        try:
+            records = state.read_records(study) if study else []
+        except KeyError:
+            records = []
+    else:
+        st.caption("No study yet: the explanations are below; charts appear once you run one.")
+    best = C.best_of(records, config)
+    tuned = set(C.tuned_names(config, records)) if study else set()
+    kind = None
+    if config is not None:
+        try:
+            kind = config.kind
+        except Exception:  # noqa: BLE001 - unknown data set: show every hyperparameter
+            kind = None
+
+    tab_hp, tab_health = st.tabs(["Hyperparameters", "Health metrics"])
+    with tab_hp:
+        if study and tuned:
+            st.caption(f"Tuned in **{study}**: " + ", ".join(sorted(tuned)))
+        for group in ("architecture", "regularisation", "optimisation"):
+            st.subheader(GROUP_TITLES[group])
+            for hp in HYPERPARAMETERS.values():
+                if hp.group == group and (kind is None or hp.applies(kind)):
+                    render_hyperparameter(hp, records, study, config, tuned)
+        if kind is not None:
+            st.caption(f"Showing the hyperparameters of {kind} models, the kind **{study}** trains.")
+    with tab_health:
+        st.markdown(
+            "The **health score** is a weighted mean of six metrics, each from 0 (unhealthy) to 1 (healthy). "
+            "A metric that could not be measured is left out and the other weights are rescaled."
+        )
+        for key in METRIC_INFO:
+            render_metric(key, records, study, best)
+
+
+main()

@@ -1,0 +1,111 @@
+"""Trials: the live gallery of one study.
+
+A card per trial (state, epoch progress, validation/test accuracy, health, size, a small
+curve, key params, where it ran), the best trial highlighted under the study's mode,
+filter and sort, summary statistics, the optimisation history, and downloads.
+
+While the study runs, the gallery is a fragment that re-reads the storage every
+``LIVE_INTERVAL_S`` seconds; when nothing runs it does not refresh at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from app import components as C
+from app import state
+from core.records import TrialRecord, pareto_front
+
+FILTER_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
+SORTS = {
+    "Newest first": lambda r, cfg: -r.number,
+    "Oldest first": lambda r, cfg: r.number,
+    "Best objective": lambda r, cfg: -(r.objective(cfg) if cfg and r.objective(cfg) is not None else -math.inf),
+    "Validation accuracy": lambda r, cfg: -(r.val_accuracy if r.val_accuracy is not None else -math.inf),
+    "Health score": lambda r, cfg: -(r.health_score if r.health_score is not None else -math.inf),
+    "Fewest parameters": lambda r, cfg: r.param_count or math.inf,
+}
+
+
+def render_gallery(name: str, was_running: bool) -> None:
+    """Everything that changes while the study runs (the fragment's body)."""
+    summary = state.study_summary(name)
+    try:
+        records = state.read_records(name)
+    except KeyError:
+        st.info(f"Study {name} is being created…")
+        return
+    running = state.is_running(name, summary)
+    if was_running and not running:
+        st.rerun()  # the study ended: a full rerun switches the live refresh off
+    config = summary.config if summary else state.study_config(name)
+    best = C.best_of(records, config)
+    front = {r.number for r in pareto_front(records)} if config and config.mode == "pareto" else set()
+
+    C.render_summary(records, config, best, summary.created if summary else None, running)
+    if state.runner_error(name):
+        st.error(f"The study stopped with an error: {state.runner_error(name)}")
+    if summary and summary.note:
+        st.info(summary.note)
+    C.render_study_downloads(name, records, config, best, key="gallery")
+
+    st.subheader("Gallery")
+    f1, f2 = st.columns([3, 2])
+    # Fixed options: a filter whose options change with the study would reset under the user's finger.
+    present = list(FILTER_STATES)
+    with f1:
+        shown_states = st.pills("Show", present, selection_mode="multi", default=present, key=f"filter-{name}",
+                                format_func=lambda s: C.STATE_LABEL.get(s, s))
+    with f2:
+        sort = st.selectbox("Sort by", list(SORTS), key=f"sort-{name}")
+    chosen = [r for r in records if r.state in (shown_states or present) or r.state not in FILTER_STATES]
+    chosen.sort(key=lambda r: SORTS[sort](r, config))
+    pages = max(1, math.ceil(len(chosen) / C.CARDS_PER_PAGE))
+    page = st.pagination(pages, key=f"page-{name}") if pages > 1 else 1
+    visible = chosen[(page - 1) * C.CARDS_PER_PAGE : page * C.CARDS_PER_PAGE]
+    st.caption(f"Showing {len(visible)} of {len(chosen)} trials ({len(records)} in the study)")
+    render_cards(visible, name, config, best, front)
+
+    with st.expander("Optimisation history", expanded=True):
+        if any(r.state == "COMPLETE" for r in records):
+            st.plotly_chart(C.make_history_figure(records, config), key=f"history-{name}")
+        else:
+            st.caption("The history appears when the first trial completes.")
+
+
+def render_cards(visible: list[TrialRecord], name: str, config, best: TrialRecord | None, front: set[int]) -> None:
+    """Cards in rows of three (Streamlit stacks the columns on a phone)."""
+    if not visible:
+        st.caption("No trials to show yet: the first card appears when a worker picks up a trial.")
+        return
+    for start in range(0, len(visible), 3):
+        cols = st.columns(3)
+        for col, rec in zip(cols, visible[start : start + 3]):
+            with col:
+                C.render_trial_card(rec, name, config, is_best=best is not None and rec.number == best.number,
+                                    on_front=rec.number in front)
+
+
+def main() -> None:
+    C.render_css()
+    st.title("Trials")
+    summaries = state.list_studies()
+    name = C.render_study_picker(summaries, key="trials-study")
+    if name is None:
+        return
+    summary = next(s for s in summaries if s.name == name)
+    running = state.is_running(name, summary)
+    cfg = summary.config
+    if cfg is not None:
+        st.caption(f"{cfg.dataset} · {cfg.mode} · optimising {C.objective_name(cfg)} · {cfg.sampler} sampler · "
+                   f"{cfg.pruner} pruner · {cfg.epochs} epochs per trial")
+    C.render_runner_controls(name, running, key="gallery")
+    if running:
+        st.caption(f":blue-badge[live] refreshing every {C.LIVE_INTERVAL_S:.0f} s while the study runs")
+    # run_every only while something runs: an idle gallery costs nothing.
+    st.fragment(render_gallery, run_every=C.LIVE_INTERVAL_S if running else None)(name, running)
+
+
+main()

@@ -1,0 +1,432 @@
+"""Plain-language findings for one trial: what went wrong (or right) and what to try next.
+
+:func:`diagnose` reads a :class:`~core.config.TrialResult` (its per-epoch history, the six
+health metrics and the per-layer figures) and returns :class:`Finding` objects a learner can
+act on, e.g. "loss diverged at epoch 3: lower the learning rate" or "38% of dense_1 never
+fires: try leaky_relu or a lower learning rate".  Pure Python: no numpy, no Keras, no
+Streamlit, so the health dashboard, the CLI and tests can all call it cheaply.
+
+Thresholds are module constants with the reason for each value, so the text and the tests
+agree on one number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from core.config import LayerHealth, TrialResult
+
+__all__ = ["Finding", "SEVERITIES", "diagnose", "diagnose_many", "layer_findings"]
+
+# Most urgent first: the order findings are shown in.
+SEVERITIES = ("critical", "warning", "info", "good")
+
+# Share of a layer's units that never fire before we speak up: a few dead ReLUs are normal,
+# a fifth is capacity paid for and wasted; half is a layer that has largely stopped learning.
+DEAD_WARN = 0.20
+DEAD_CRITICAL = 0.50
+# Train minus validation accuracy at the last epoch: a 5-point gap is ordinary noise on
+# small validation sets, 10 points is overfitting worth acting on, 20 points is severe
+# (convergence_quality's gap score reaches 0 at 0.2 for the same reason).
+GAP_WARN = 0.10
+GAP_CRITICAL = 0.20
+# Per-layer gradient norms: the same healthy band core.health scores against.
+GRAD_LOW = 1e-5
+GRAD_HIGH = 1e1
+# Early layers whose gradient is this many decades below the output layer's are barely learning.
+GRAD_DECADES = 4.0
+# Parameter efficiency below this (and a model of real size) means the accuracy was bought
+# with far more parameters than it needed.
+EFFICIENCY_LOW = 0.35
+OVERSIZED_MIN_PARAMS = 50_000
+# Training stability below this means the training loss jumped around rather than fell.
+STABILITY_LOW = 0.5
+# Accuracy consistency below this means folds of the validation set disagree noticeably.
+CONSISTENCY_LOW = 0.85
+# Validation loss still falling by more than this fraction over the last epoch: more epochs may pay.
+STILL_IMPROVING = 0.03
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation about a trial.
+
+    Attributes:
+        severity: "critical" (the model is broken), "warning" (it works, but something costs
+            accuracy or health), "info" (worth knowing) or "good" (nothing to fix).
+        title: one line, the headline a card shows.
+        detail: the evidence behind it, in numbers from this trial.
+        suggestion: what to change next, in the app's hyperparameter names.
+        layer: the layer concerned, when the finding is about one layer.
+        metric: the health metric it explains, when there is one (a METRIC_INFO key).
+    """
+
+    severity: str
+    title: str
+    detail: str
+    suggestion: str
+    layer: str | None = None
+    metric: str | None = None
+
+    @property
+    def rank(self) -> int:
+        return SEVERITIES.index(self.severity) if self.severity in SEVERITIES else len(SEVERITIES)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _num(v: Any) -> float | None:
+    """A finite float, or None for missing/NaN/Inf (JSON stores NaN as None)."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _series(result: TrialResult, key: str) -> list[float | None]:
+    return [_num(v) for v in (result.history or {}).get(key, []) or []]
+
+
+def _last(values: Sequence[float | None]) -> float | None:
+    for v in reversed(values):
+        if v is not None:
+            return v
+    return None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _fmt_lr(value: Any) -> str:
+    f = _num(value)
+    return f"{f:.2g}" if f is not None else "its current value"
+
+
+def _is_relu_family(activation: str) -> bool:
+    return activation in ("relu", "")
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _divergence(result: TrialResult) -> list[Finding]:
+    """Loss became NaN/Inf, or rose overall: the steps were too big."""
+    raw = (result.history or {}).get("loss", []) or []
+    losses = _series(result, "loss")
+    lr = _fmt_lr(result.params.get("learning_rate"))
+    # JSON keeps NaN/Inf as None, so a missing value in the loss series is where it diverged.
+    bad_epoch = next((i + 1 for i, v in enumerate(losses) if v is None), None)
+    error = (result.error or "").lower()
+    if bad_epoch is None and ("nan" in error or "inf" in error) and "loss" in error:
+        bad_epoch = len(raw) or 1
+    if bad_epoch is not None:
+        return [
+            Finding(
+                "critical",
+                f"Loss diverged at epoch {bad_epoch}: lower the learning rate",
+                f"The training loss became NaN/Inf at epoch {bad_epoch} with learning_rate {lr} "
+                f"and optimizer {result.params.get('optimizer', 'adam')}; every weight after that is garbage.",
+                "Lower learning_rate by 3-10x, turn on batch_norm, or use adam instead of sgd.",
+                metric="training_stability",
+            )
+        ]
+    finite = [v for v in losses if v is not None]
+    if len(finite) >= 3 and finite[-1] > finite[0] * 1.05:
+        return [
+            Finding(
+                "critical",
+                "Training loss rose instead of falling",
+                f"Loss went from {finite[0]:.3f} at epoch 1 to {finite[-1]:.3f} at epoch {len(finite)} "
+                f"(learning_rate {lr}).",
+                "Lower learning_rate; the optimiser is overshooting the minimum.",
+                metric="training_stability",
+            )
+        ]
+    return []
+
+
+def _dead_units(result: TrialResult) -> list[Finding]:
+    """Layers where many units never fire on held-out data."""
+    activation = str(result.params.get("activation", "relu"))
+    out = []
+    for layer in result.layers or []:
+        dead = _num(layer.dead_fraction)
+        if dead is None or dead < DEAD_WARN:
+            continue
+        recurrent = "lstm" in (layer.layer_type or "").lower()
+        units = f" ({round(dead * layer.units)} of {layer.units} units)" if layer.units else ""
+        if recurrent or activation == "tanh":
+            title = f"{_pct(dead)} of {layer.name} is saturated"
+            detail = f"{_pct(dead)} of {layer.name}'s units{units} output the same value for every probe input: they no longer carry information."
+            suggestion = "Lower learning_rate, use fewer units, or add dropout; saturated tanh/LSTM units recover slowly."
+        else:
+            title = f"{_pct(dead)} of {layer.name} never fires"
+            detail = f"{_pct(dead)} of {layer.name}'s units{units} output zero for every probe input ({activation} activation): they cost parameters and learn nothing."
+            if _is_relu_family(activation):
+                suggestion = "Try leaky_relu (or elu/gelu) or a lower learning_rate; batch_norm also keeps units alive."
+            else:
+                suggestion = "Lower learning_rate or use fewer units in this layer."
+        out.append(
+            Finding(
+                "critical" if dead >= DEAD_CRITICAL else "warning",
+                title,
+                detail,
+                suggestion,
+                layer=layer.name,
+                metric="neuron_utilization",
+            )
+        )
+    return out
+
+
+def _overfitting(result: TrialResult) -> list[Finding]:
+    """Train accuracy well above validation accuracy, or validation loss turning up."""
+    out = []
+    train = _last(_series(result, "accuracy"))
+    val = _last(_series(result, "val_accuracy"))
+    dropout = result.params.get("dropout")
+    if train is not None and val is not None and train - val >= GAP_WARN:
+        gap = train - val
+        out.append(
+            Finding(
+                "critical" if gap >= GAP_CRITICAL else "warning",
+                f"Overfitting: {100 * gap:.0f}-point gap between training and validation accuracy",
+                f"Training accuracy {_pct(train)} against validation {_pct(val)} at the last epoch: the model "
+                "memorises training examples instead of learning what generalises.",
+                f"Raise dropout (now {dropout if dropout is not None else 'default'}), add weight_decay, "
+                "use a smaller model, or train for fewer epochs.",
+                metric="convergence_quality",
+            )
+        )
+    vloss = [v for v in _series(result, "val_loss") if v is not None]
+    if len(vloss) >= 3:
+        best_i = min(range(len(vloss)), key=vloss.__getitem__)
+        if best_i < len(vloss) - 1 and vloss[-1] > vloss[best_i] * 1.10:
+            out.append(
+                Finding(
+                    "warning" if not out else "info",
+                    f"Validation loss bottomed out at epoch {best_i + 1}",
+                    f"Validation loss fell to {vloss[best_i]:.3f} at epoch {best_i + 1} and rose to {vloss[-1]:.3f} "
+                    f"by epoch {len(vloss)}: later epochs made the model worse on unseen data.",
+                    f"Train for about {best_i + 1} epochs, or add regularisation (dropout, weight_decay).",
+                    metric="convergence_quality",
+                )
+            )
+    return out
+
+
+def _gradients(result: TrialResult) -> list[Finding]:
+    """Vanishing gradients in early layers, exploding gradients anywhere."""
+    layers = [(layer, _num(layer.grad_norm)) for layer in result.layers or []]
+    layers = [(layer, g) for layer, g in layers if g is not None]
+    if not layers:
+        return []
+    out = []
+    exploding = [layer.name for layer, g in layers if g > GRAD_HIGH]
+    if exploding:
+        worst = max(g for _, g in layers)
+        out.append(
+            Finding(
+                "critical" if worst > GRAD_HIGH * 100 else "warning",
+                f"Exploding gradients in {', '.join(exploding[:3])}{'…' if len(exploding) > 3 else ''}",
+                f"Gradient norm reaches {worst:.3g} (healthy: up to {GRAD_HIGH:g}); updates this large make training jumpy.",
+                "Lower learning_rate, turn on batch_norm, or use a larger batch_size.",
+                layer=exploding[0],
+                metric="gradient_health",
+            )
+        )
+    # "Early" = the first half of the layers that have weights: where vanishing gradients bite.
+    reference = layers[-1][1]
+    early = layers[: max(1, len(layers) // 2)] if len(layers) > 1 else []
+    vanishing = []
+    for layer, g in early:
+        relative = reference > 0 and g > 0 and math.log10(reference / g) >= GRAD_DECADES
+        if g < GRAD_LOW or relative:
+            vanishing.append((layer, g))
+    if vanishing:
+        names = ", ".join(layer.name for layer, _ in vanishing[:3])
+        smallest = min(g for _, g in vanishing)
+        kind = "LSTM" if any("lstm" in (layer.layer_type or "") for layer, _ in vanishing) else "early"
+        out.append(
+            Finding(
+                "warning",
+                f"Vanishing gradients in {names}",
+                f"The {kind} layer(s) {names} receive a gradient of {smallest:.2g}, against {reference:.2g} at the "
+                "output: they barely change while the top of the network learns.",
+                "Use batch_norm, a relu-family activation instead of tanh, or fewer layers (conv_blocks / lstm_layers).",
+                layer=vanishing[0][0].name,
+                metric="gradient_health",
+            )
+        )
+    return out
+
+
+def _oversized(result: TrialResult) -> list[Finding]:
+    eff = _num((result.health or {}).get("parameter_efficiency"))
+    acc = _num(result.val_accuracy)
+    if eff is None or acc is None or result.param_count < OVERSIZED_MIN_PARAMS or eff >= EFFICIENCY_LOW:
+        return []
+    return [
+        Finding(
+            "warning",
+            "The model is larger than its accuracy needs",
+            f"{result.param_count:,} parameters for {_pct(acc)} validation accuracy (parameter efficiency {eff:.2f}); "
+            "a smaller model would likely do as well and train faster.",
+            "Use fewer filters / dense_units / lstm_units, or head=global_avg instead of flatten.",
+            metric="parameter_efficiency",
+        )
+    ]
+
+
+def _stability(result: TrialResult, already: Iterable[Finding]) -> list[Finding]:
+    if any(f.metric == "training_stability" for f in already):
+        return []  # divergence already explains the instability
+    s = _num((result.health or {}).get("training_stability"))
+    if s is None or s >= STABILITY_LOW:
+        return []
+    return [
+        Finding(
+            "warning",
+            "Training loss jumps around",
+            f"Training stability is {s:.2f}: the loss went up and down between epochs instead of falling steadily.",
+            f"Lower learning_rate (now {_fmt_lr(result.params.get('learning_rate'))}), use a larger batch_size, or turn on batch_norm.",
+            metric="training_stability",
+        )
+    ]
+
+
+def _consistency(result: TrialResult) -> list[Finding]:
+    c = _num((result.health or {}).get("accuracy_consistency"))
+    if c is None or c >= CONSISTENCY_LOW:
+        return []
+    return [
+        Finding(
+            "info",
+            "Accuracy differs between slices of the validation data",
+            f"Accuracy consistency is {c:.2f}: the model is right on some kinds of input much more often than on others.",
+            "More training data (max_samples), more regularisation, or check which classes it confuses.",
+            metric="accuracy_consistency",
+        )
+    ]
+
+
+def _underfit(result: TrialResult, num_classes: int | None) -> list[Finding]:
+    acc = _num(result.val_accuracy)
+    if acc is None or not num_classes or num_classes < 2:
+        return []
+    chance = 1.0 / num_classes
+    if acc > chance + 0.5 * (1 - chance) * 0.2:  # more than 10% of the way from chance to perfect
+        return []
+    return [
+        Finding(
+            "critical",
+            "Barely better than guessing",
+            f"Validation accuracy {_pct(acc)} against {_pct(chance)} for a random guess among {num_classes} classes.",
+            "Check the learning_rate (too low learns nothing, too high diverges), train more epochs, or use a larger model.",
+            metric="convergence_quality",
+        )
+    ]
+
+
+def _still_improving(result: TrialResult) -> list[Finding]:
+    vloss = [v for v in _series(result, "val_loss") if v is not None]
+    if len(vloss) < 2 or vloss[-2] <= 0:
+        return []
+    drop = (vloss[-2] - vloss[-1]) / vloss[-2]
+    if drop < STILL_IMPROVING:
+        return []
+    return [
+        Finding(
+            "info",
+            "Still improving at the last epoch",
+            f"Validation loss fell {100 * drop:.0f}% in the last epoch ({vloss[-2]:.3f} → {vloss[-1]:.3f}).",
+            "More epochs would probably raise accuracy; tune epochs or raise the study's epoch budget.",
+            metric="convergence_quality",
+        )
+    ]
+
+
+def _stopped(result: TrialResult) -> list[Finding]:
+    if result.status != "stopped":
+        return []
+    return [
+        Finding(
+            "info",
+            f"Stopped early after {result.epochs_run} epoch(s)",
+            "The pruner stopped this trial (or the study was cancelled): its validation accuracy after "
+            f"{result.epochs_run} epoch(s) was behind other trials at the same point.",
+            "Nothing to fix: pruning saves time for more promising settings.",
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- public
+
+
+def diagnose(result: TrialResult | None, num_classes: int | None = None) -> list[Finding]:
+    """Findings for one trial, most urgent first.
+
+    Args:
+        result: what the trial produced; ``None`` (still running, or no record) gives no findings.
+        num_classes: classes in the data set; enables the "barely better than guessing" check.
+
+    Returns:
+        A list of :class:`Finding`, sorted critical → warning → info → good. A complete trial
+        with nothing to report gets one "good" finding, so a screen never shows an empty list
+        without explanation.
+    """
+    if result is None:
+        return []
+    findings: list[Finding] = []
+    findings += _divergence(result)
+    if result.status == "failed" and not findings:
+        findings.append(
+            Finding(
+                "critical",
+                "The trial failed",
+                result.error or "The trial ended with an error and produced no model.",
+                "Read the error; a ConfigError names the setting to change.",
+            )
+        )
+    findings += _stopped(result)
+    if result.status != "failed":
+        findings += _underfit(result, num_classes)
+        findings += _dead_units(result)
+        findings += _overfitting(result)
+        findings += _gradients(result)
+        findings += _oversized(result)
+        findings += _stability(result, findings)
+        findings += _consistency(result)
+        if result.status == "complete":
+            findings += _still_improving(result)
+    if result.status == "complete" and not any(f.severity in ("critical", "warning") for f in findings):
+        score = _num(result.health_score)
+        findings.append(
+            Finding(
+                "good",
+                "No health problems found",
+                (f"Health score {score:.2f}: " if score is not None else "")
+                + "units fire, gradients are in range and training and validation accuracy agree.",
+                "Compare it with other trials: a smaller model with the same accuracy would be even healthier.",
+            )
+        )
+    # stable sort keeps rule order within a severity (most specific rules run first)
+    return sorted(findings, key=lambda f: f.rank)
+
+
+def diagnose_many(results: Iterable[TrialResult | None], num_classes: int | None = None) -> dict[int, list[Finding]]:
+    """Findings per trial number, for study-wide summaries."""
+    return {r.trial_number: diagnose(r, num_classes) for r in results if r is not None}
+
+
+def layer_findings(findings: Iterable[Finding], layer: LayerHealth | str) -> list[Finding]:
+    """The findings that concern one layer (the 3D viewer colours and annotates layers with them)."""
+    name = layer if isinstance(layer, str) else layer.name
+    return [f for f in findings if f.layer == name]

@@ -1,0 +1,28 @@
+"""HPO Studio: the Streamlit entry point (``streamlit run streamlit_app.py``).
+
+A router only: it lists the screens in ``app/views`` and runs the one the user picked.
+Screens live in ``app/views`` (not ``pages/``: that name switches on Streamlit's legacy
+file-based pages, DESIGN.md).
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_LEARN, PAGE_TRIALS, PAGE_VIEWER
+
+ROOT = Path(__file__).resolve().parent
+
+st.set_page_config(page_title="HPO Studio", page_icon=":material/tune:", layout="wide")
+
+pages = [
+    st.Page(PAGE_CONFIGURE, title="Configure", icon=":material/tune:", default=True),
+    st.Page(PAGE_TRIALS, title="Trials", icon=":material/grid_view:"),
+    st.Page(PAGE_HEALTH, title="Health", icon=":material/monitor_heart:"),
+    st.Page(PAGE_LEARN, title="Learn", icon=":material/school:"),
+]
+# The 3D viewer is written separately: list it only once its file exists, so the app runs before and after it lands.
+if (ROOT / PAGE_VIEWER).is_file():
+    pages.append(st.Page(PAGE_VIEWER, title="3D viewer", icon=":material/view_in_ar:"))
+
+st.navigation(pages, position="top").run()

@@ -1,0 +1,217 @@
+"""core.diagnosis: each rule fires on the evidence it names, and stays quiet on a healthy trial."""
+
+from __future__ import annotations
+
+from core.config import LayerHealth, TrialResult
+from core.diagnosis import SEVERITIES, Finding, diagnose, diagnose_many, layer_findings
+
+
+def _healthy(**overrides) -> TrialResult:
+    """A complete, healthy trial: falling losses, small gap, live units, gradients in band."""
+    base = dict(
+        status="complete",
+        trial_number=3,
+        dataset="digits",
+        val_accuracy=0.95,
+        test_accuracy=0.94,
+        history={
+            "loss": [1.2, 0.6, 0.35, 0.25],
+            "accuracy": [0.7, 0.85, 0.93, 0.96],
+            "val_loss": [0.9, 0.5, 0.33, 0.325],
+            "val_accuracy": [0.75, 0.88, 0.93, 0.95],
+        },
+        epochs_run=4,
+        health={
+            "neuron_utilization": 0.95,
+            "parameter_efficiency": 0.6,
+            "training_stability": 1.0,
+            "gradient_health": 0.98,
+            "convergence_quality": 0.85,
+            "accuracy_consistency": 0.95,
+        },
+        health_score=0.88,
+        layers=[
+            LayerHealth("conv_1", "conv2d", 32, dead_fraction=0.02, grad_norm=0.05),
+            LayerHealth("conv_2", "conv2d", 64, dead_fraction=0.05, grad_norm=0.08),
+            LayerHealth("dense_1", "dense", 128, dead_fraction=0.08, grad_norm=0.1),
+            LayerHealth("output", "dense", 0, grad_norm=0.3),
+        ],
+        param_count=40_000,
+        params={"learning_rate": 0.001, "activation": "relu", "dropout": 0.2, "optimizer": "adam"},
+    )
+    base.update(overrides)
+    return TrialResult(**base)
+
+
+def _titles(findings: list[Finding]) -> str:
+    return " | ".join(f.title for f in findings)
+
+
+def test_healthy_trial_gets_one_good_finding():
+    findings = diagnose(_healthy(), num_classes=10)
+    assert [f.severity for f in findings] == ["good"]
+    assert "0.88" in findings[0].detail
+
+
+def test_none_and_running_give_nothing():
+    assert diagnose(None) == []
+
+
+def test_nan_loss_names_the_epoch_and_the_learning_rate():
+    r = _healthy(
+        status="failed",
+        error="loss became NaN/Inf at epoch 3 (learning rate 0.03, optimizer sgd): lower the learning rate",
+        history={"loss": [2.1, 5.3, None], "accuracy": [0.2, 0.1, None]},
+        params={"learning_rate": 0.03, "optimizer": "sgd"},
+        val_accuracy=None,
+    )
+    findings = diagnose(r)
+    assert findings[0].severity == "critical"
+    assert findings[0].title == "Loss diverged at epoch 3: lower the learning rate"
+    assert "0.03" in findings[0].detail and "sgd" in findings[0].detail
+    assert "learning_rate" in findings[0].suggestion
+
+
+def test_nan_from_error_message_when_history_is_empty():
+    r = _healthy(status="failed", error="loss became NaN/Inf at epoch 1", history={}, val_accuracy=None)
+    assert diagnose(r)[0].title.startswith("Loss diverged at epoch 1")
+
+
+def test_other_failure_reports_its_error():
+    r = _healthy(status="failed", error="out of memory: lower batch_size", history={}, val_accuracy=None)
+    f = diagnose(r)
+    assert f[0].severity == "critical" and "out of memory" in f[0].detail
+
+
+def test_rising_loss_is_critical():
+    r = _healthy(history={"loss": [1.0, 1.4, 1.9], "val_loss": [1.0, 1.3, 1.8]})
+    assert any(f.title == "Training loss rose instead of falling" for f in diagnose(r))
+
+
+def test_dead_relu_units_suggest_leaky_relu():
+    r = _healthy(layers=[LayerHealth("dense_1", "dense", 128, dead_fraction=0.38, grad_norm=0.1)])
+    findings = diagnose(r)
+    dead = [f for f in findings if f.metric == "neuron_utilization"]
+    assert len(dead) == 1
+    assert dead[0].title == "38% of dense_1 never fires"
+    assert dead[0].severity == "warning"
+    assert "leaky_relu" in dead[0].suggestion and "learning_rate" in dead[0].suggestion
+    assert "49 of 128" in dead[0].detail
+    assert layer_findings(findings, "dense_1") == dead
+
+
+def test_mostly_dead_layer_is_critical_and_few_dead_is_fine():
+    r = _healthy(
+        layers=[
+            LayerHealth("conv_1", "conv2d", 32, dead_fraction=0.1),
+            LayerHealth("dense_1", "dense", 64, dead_fraction=0.6),
+        ]
+    )
+    dead = [f for f in diagnose(r) if f.metric == "neuron_utilization"]
+    assert [(f.layer, f.severity) for f in dead] == [("dense_1", "critical")]
+
+
+def test_saturated_lstm_units_are_called_saturated():
+    r = _healthy(layers=[LayerHealth("lstm_1", "lstm", 64, dead_fraction=0.3)], params={"activation": "relu"})
+    f = [x for x in diagnose(r) if x.layer == "lstm_1"][0]
+    assert "saturated" in f.title
+
+
+def test_overfitting_gap_and_val_loss_turning_up():
+    r = _healthy(
+        history={
+            "loss": [1.0, 0.4, 0.1, 0.03],
+            "accuracy": [0.7, 0.9, 0.98, 0.995],
+            "val_loss": [0.8, 0.55, 0.6, 0.75],
+            "val_accuracy": [0.72, 0.8, 0.8, 0.78],
+        },
+        val_accuracy=0.78,
+    )
+    findings = diagnose(r)
+    gap = [f for f in findings if f.title.startswith("Overfitting")]
+    assert gap and gap[0].severity == "critical"  # 21.5 points >= GAP_CRITICAL
+    assert "21-point" in gap[0].title  # 0.995 - 0.78
+    assert "dropout" in gap[0].suggestion
+    assert any("bottomed out at epoch 2" in f.title for f in findings)
+
+
+def test_moderate_gap_is_a_warning():
+    r = _healthy(history={"accuracy": [0.8, 0.99], "val_accuracy": [0.8, 0.87], "loss": [1, 0.5], "val_loss": [1, 0.9]})
+    gap = [f for f in diagnose(r) if f.title.startswith("Overfitting")]
+    assert gap[0].severity == "warning"
+
+
+def test_vanishing_gradients_in_early_layers():
+    r = _healthy(
+        layers=[
+            LayerHealth("conv_1", "conv2d", 32, grad_norm=2e-7),
+            LayerHealth("conv_2", "conv2d", 64, grad_norm=1e-4),
+            LayerHealth("dense_1", "dense", 128, grad_norm=0.05),
+            LayerHealth("output", "dense", 0, grad_norm=0.4),
+        ]
+    )
+    van = [f for f in diagnose(r) if f.title.startswith("Vanishing")]
+    assert van and van[0].layer == "conv_1"
+    assert "conv_1" in van[0].title and "batch_norm" in van[0].suggestion
+
+
+def test_exploding_gradients():
+    r = _healthy(layers=[LayerHealth("dense_1", "dense", 64, grad_norm=5e3), LayerHealth("output", "dense", 0, grad_norm=50.0)])
+    ex = [f for f in diagnose(r) if f.title.startswith("Exploding")]
+    assert ex and ex[0].severity == "critical" and "learning_rate" in ex[0].suggestion
+
+
+def test_oversized_model():
+    r = _healthy(param_count=2_100_000, health={**_healthy().health, "parameter_efficiency": 0.21}, val_accuracy=0.91)
+    f = [x for x in diagnose(r) if x.metric == "parameter_efficiency"]
+    assert f and "2,100,000 parameters for 91%" in f[0].detail
+    # a small model with low efficiency is not called oversized
+    small = _healthy(param_count=5_000, health={**_healthy().health, "parameter_efficiency": 0.21})
+    assert not [x for x in diagnose(small) if x.metric == "parameter_efficiency"]
+
+
+def test_unstable_and_inconsistent_and_still_improving():
+    h = {**_healthy().health, "training_stability": 0.3, "accuracy_consistency": 0.7}
+    r = _healthy(health=h, history={**_healthy().history, "val_loss": [0.9, 0.6, 0.5, 0.4]})
+    titles = _titles(diagnose(r))
+    assert "Training loss jumps around" in titles
+    assert "Accuracy differs between slices" in titles
+    assert "Still improving at the last epoch" in titles
+
+
+def test_chance_level_needs_num_classes():
+    r = _healthy(val_accuracy=0.12)
+    assert "Barely better than guessing" in _titles(diagnose(r, num_classes=10))
+    assert "Barely better than guessing" not in _titles(diagnose(r))
+
+
+def test_pruned_trial_is_explained_not_blamed():
+    r = TrialResult(status="stopped", trial_number=2, epochs_run=2, history={"loss": [1.0, 0.8]})
+    f = diagnose(r)
+    assert f[0].severity == "info" and "Stopped early after 2" in f[0].title
+
+
+def test_sorted_by_severity_and_json_none_tolerated():
+    r = _healthy(
+        layers=[LayerHealth("dense_1", "dense", 64, dead_fraction=None, grad_norm=None)],
+        health={"training_stability": None, "accuracy_consistency": 0.5},
+        history={"loss": [1.0, 0.5], "accuracy": [0.9, 1.0], "val_accuracy": [0.6, 0.7], "val_loss": [1, 1]},
+    )
+    findings = diagnose(r)
+    ranks = [SEVERITIES.index(f.severity) for f in findings]
+    assert ranks == sorted(ranks)
+    assert findings[0].severity == "critical"
+
+
+def test_diagnose_many_keys_by_trial_number():
+    out = diagnose_many([_healthy(trial_number=1), None, _healthy(trial_number=4)])
+    assert set(out) == {1, 4}
+
+
+def test_core_diagnosis_imports_no_ui_or_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys, core.diagnosis; bad=[m for m in ('streamlit','tensorflow','keras') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
