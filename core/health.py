@@ -42,7 +42,7 @@ METRIC_INFO: dict[str, dict[str, str]] = {
     "training_stability": {
         "title": "Training stability",
         "meaning": "How smoothly the training loss falls from epoch to epoch. Jumps and oscillation mean the steps are too big.",
-        "formula": "net decrease / total variation of the per-epoch training loss (1 = falls monotonically); 0 if the loss rose overall or became NaN/Inf.",
+        "formula": "net decrease / total variation of the per-epoch training loss (1 = falls monotonically); 0 if the loss rose overall or became NaN/Inf; not measured after a single epoch.",
         "low_means": "Learning rate too high, batch too small, or no normalisation.",
     },
     "gradient_health": {
@@ -123,7 +123,7 @@ def training_stability(losses: Sequence[float | None]) -> float | None:
     if not all(math.isfinite(v) for v in vals):
         return 0.0
     if len(vals) == 1:
-        return 1.0
+        return None  # one epoch shows no trend: not measured, rather than a flattering 1.0
     arr = np.array(vals)
     total_variation = float(np.abs(np.diff(arr)).sum())
     net = float(arr[0] - arr[-1])
