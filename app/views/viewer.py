@@ -1,0 +1,527 @@
+"""3D viewer: one trial's network, drawn from the layout saved with its result, and its exports.
+
+* Pick a study and a trial; the best trial under the study's mode is shown by default, and
+  "Follow the best trial" switches the view when a running study finds a better one (a small
+  fragment re-reads the storage every ``LIVE_INTERVAL_S`` seconds, only while the study runs).
+* Colour the layers by the model's performance, each layer's health, its dead units or its
+  gradient norm; a legend says what the colours mean.
+* A layer table beside the scene: selecting a row outlines that layer in the scene.
+* Exports: architecture JSON, the ``.keras`` model, a PNG, GIF and MP4 orbits (captioned
+  with the trial's metrics) and a standalone interactive HTML page.  Pictures and videos are
+  rendered in a background thread (the renderer itself runs in a child process, see
+  ``core.scene``), with a progress bar; the page stays usable meanwhile.
+
+The layout comes from ``result.architecture["visualization"]``, made at training time, so
+this screen never imports TensorFlow (which must not share a process with Mesa).
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import streamlit as st
+
+from app import PAGE_TRIALS
+from app import components as C
+from app import state
+from core import artifacts
+from core.architecture import ArchitectureVisualization, export_architecture_json, score_color
+from core.records import StudySummary, TrialRecord
+from core.scene import COLOR_BY, export_filename
+
+SCENE_HEIGHT = 460  # px; the table beside it is at most as tall, so the two line up
+METRIC = "val_accuracy"  # the metric named in export file names (what the study optimises on)
+EXPORT_POLL_S = 0.5  # progress refresh while an export renders
+MAX_JOBS = 24  # finished exports kept (process-wide) before the oldest files are deleted
+
+# The scene's camera is fitted to this width:height; vtk.js keeps the vertical field of view, so a
+# wider frame only adds margin, a narrower one crops the ends of the network.
+SCENE_ASPECT = 1.2
+_SHORT_TYPE = {"normalization": "norm", "global_pooling": "global pool"}
+_SEL_COLOR = "hpo.viewer.color_by"  # not a widget key: the choice survives page switches
+
+COLOR_LABEL = {
+    "performance": "Performance",
+    "health": "Layer health",
+    "dead_units": "Dead units",
+    "gradient_norm": "Gradient norm",
+}
+# What each colouring shows, and the words at the red and green ends of the legend.
+COLOR_HELP = {
+    "performance": ("Every layer takes the model's validation accuracy.", "0%", "100% accuracy"),
+    "health": ("Each layer's own health: the worse of its live units and its gradient health; "
+               "layers with nothing measured take the model's accuracy.", "unhealthy", "healthy"),
+    "dead_units": ("Share of the layer's units that never fired on a probe batch.", "100% dead", "all fire"),
+    "gradient_norm": ("Gradient norm on one batch: green inside 1e-4..10, red when vanishing or exploding.",
+                      "vanishing / exploding", "healthy 1e-4..10"),
+}
+
+# Rendered exports: label, extension, mime type, what the button makes.
+EXPORTS = {
+    "png": ("PNG", "png", "image/png", "A 1920×1080 picture of this view, captioned with the trial's metrics."),
+    "gif": ("GIF orbit", "gif", "image/gif", "An animated 800×500 orbit around the network (36 frames, looping)."),
+    "mp4": ("MP4 orbit", "mp4", "video/mp4", "A 1280×720 H.264 video orbiting the network (72 frames)."),
+    "html": ("Interactive HTML", "html", "text/html",
+             "This 3D scene as one self-contained HTML file: rotate and zoom offline, no server."),
+}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def architecture_of(rec: TrialRecord) -> ArchitectureVisualization | None:
+    """The trial's saved 3D layout, or None when it has none (recorded before layouts were saved)."""
+    arch = (rec.result.architecture or {}).get("visualization") if rec.result else None
+    if not arch:
+        return None
+    try:
+        layout = ArchitectureVisualization.from_dict(arch)
+    except (TypeError, ValueError, KeyError):
+        return None
+    return layout if layout.layers else None
+
+
+def metrics_of(rec: TrialRecord) -> dict[str, Any]:
+    res = rec.result
+    if res is None:
+        return {}
+    return {"val_accuracy": res.val_accuracy, "val_loss": res.val_loss, "test_accuracy": res.test_accuracy,
+            "test_loss": res.test_loss, "health_score": res.health_score, "param_count": res.param_count,
+            "epochs_run": res.epochs_run, "health": dict(res.health or {})}
+
+
+def caption_of(study: str, rec: TrialRecord) -> str:
+    """Two lines for pictures and the HTML scene; plain ASCII ("|" and "·" did not survive VTK's text here)."""
+    res = rec.result
+    line2 = (f"val acc {C.fmt_pct(rec.val_accuracy)}, test acc {C.fmt_pct(rec.test_accuracy)}, "
+             f"health {C.fmt_score(rec.health_score)}, {C.fmt_count(res.param_count if res else None)} params")
+    return f"{study} - trial #{rec.number}\n{line2.replace('–', 'n/a')}"
+
+
+def architecture_json(study: str, rec: TrialRecord, arch: ArchitectureVisualization, color_by: str) -> str:
+    """The JSON download: the layout plus what identifies it (study, trial, metrics, time)."""
+    res = rec.result
+    meta = {"study": study, "trial": rec.number, "metrics": metrics_of(rec), "timestamp": None,
+            "dataset": res.dataset if res else None, "params": dict(rec.params), "color_by": color_by}
+    return export_architecture_json(arch, meta)
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "–" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def layer_table(arch: ArchitectureVisualization) -> pd.DataFrame:
+    """One row per drawn layer, in drawing order (row i is ``arch.layers[i]``); "–" where not measured."""
+    rows = []
+    for lay in arch.layers:
+        size = lay.filters if lay.filters is not None else lay.units
+        rows.append({
+            "layer": lay.name or lay.layer_id,
+            "type": _SHORT_TYPE.get(lay.layer_type, lay.layer_type),
+            "output": "×".join("?" if s is None else str(s) for s in (lay.output_shape or ())) or "–",
+            "units": "–" if size is None else str(size),
+            "params": f"{lay.parameters:,}",
+            "dead %": _num(None if lay.dead_fraction is None else 100 * lay.dead_fraction, ".1f"),
+            "grad norm": _num(lay.grad_norm, ".2e"),
+        })
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner="Building the 3D scene…", max_entries=32)
+def scene_page(url: str, study: str, trial: int, color_by: str, highlight: str | None, stamp: str,
+               _arch: ArchitectureVisualization) -> str:
+    """The scene as a standalone HTML page (vtk.js inlined), cached per view.
+
+    The key is (storage, study, trial, colouring, highlighted layer, completion time); a
+    finished trial never changes, and ``stamp`` tells a recreated study's trial apart.
+    """
+    # Not stpyvista: its trame backend forks a process that runs Plotter.export_html (which
+    # starts a trame server and reaches for the network) and waits on a queue with no timeout,
+    # so a failure there hangs the page. scene_html is the same trame/vtk.js serialisation,
+    # done here without fork or server; st.iframe shows the page.
+    from core.scene import build_scene, scene_html
+
+    pl = build_scene(_arch, color_by=color_by, highlight=highlight,
+                     window_size=(round(SCENE_HEIGHT * SCENE_ASPECT), SCENE_HEIGHT))
+    try:
+        return scene_html(pl)
+    finally:
+        pl.close()
+
+
+# --------------------------------------------------------------------------- background exports
+
+
+@dataclass
+class ExportJob:
+    """One export rendering in a background thread; ``progress`` in [0, 1] is set by the exporter."""
+
+    fmt: str
+    path: Path
+    file_name: str
+    mime: str
+    progress: float = 0.0
+    started: bool = False  # False while it waits for the render slot
+    error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def running(self) -> bool:
+        return not self.done.is_set()
+
+
+class _Exports:
+    """Export jobs by (storage, study, trial, format, colouring, highlight), shared by every tab."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.jobs: dict[tuple, ExportJob] = {}
+        # One render at a time: each is a CPU-bound child process, and the app shares the machine.
+        self.slot = threading.Semaphore(1)
+        self.folder = Path(tempfile.mkdtemp(prefix="hpo-viewer-exports-"))
+        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
+
+    def get(self, key: tuple) -> ExportJob | None:
+        with self.lock:
+            return self.jobs.get(key)
+
+    def drop(self, key: tuple) -> None:
+        with self.lock:
+            job = self.jobs.pop(key, None)
+        if job is not None and not job.running:
+            shutil.rmtree(job.path.parent, ignore_errors=True)
+
+    def start(self, key: tuple, fmt: str, file_name: str, work: Callable[[Path, Callable[[float], None]], Any]) -> ExportJob:
+        with self.lock:
+            job = self.jobs.get(key)
+            if job is not None and (job.running or job.error is None):
+                return job  # the same export is already made or on its way (another tab, a double click)
+            folder = Path(tempfile.mkdtemp(dir=self.folder))
+            job = ExportJob(fmt=fmt, path=folder / file_name, file_name=file_name, mime=EXPORTS[fmt][2])
+            self.jobs[key] = job
+            self._evict()
+        threading.Thread(target=self._run, args=(job, work), name=f"viewer-export-{fmt}", daemon=True).start()
+        return job
+
+    def _run(self, job: ExportJob, work: Callable[[Path, Callable[[float], None]], Any]) -> None:
+        def progress(fraction: float) -> None:
+            job.progress = min(1.0, max(job.progress, float(fraction)))
+
+        try:
+            with self.slot:
+                job.started = True
+                work(job.path, progress)
+            job.progress = 1.0
+        except Exception as exc:  # noqa: BLE001 - shown next to the button; the page goes on
+            job.error = str(exc).strip() or type(exc).__name__
+        finally:
+            job.done.set()
+
+    def _evict(self) -> None:
+        finished = sorted((j.created, k) for k, j in self.jobs.items() if not j.running)
+        for _, key in finished[: max(0, len(self.jobs) - MAX_JOBS)]:
+            shutil.rmtree(self.jobs.pop(key).path.parent, ignore_errors=True)
+
+
+@st.cache_resource(show_spinner=False)
+def _exports() -> _Exports:
+    return _Exports()
+
+
+def _exporter(fmt: str, arch: ArchitectureVisualization, color_by: str, highlight: str | None,
+              caption: str) -> Callable[[Path, Callable[[float], None]], Any]:
+    """The work of one export; raster formats render in core.scene's child process (no Mesa here)."""
+    from core import scene
+
+    opts = {"color_by": color_by, "highlight": highlight, "caption": caption}
+    if fmt == "png":
+        return lambda path, progress: scene.export_png(arch, path, size=(1920, 1080), progress=progress, **opts)
+    if fmt == "gif":
+        return lambda path, progress: scene.export_gif(arch, path, progress=progress, **opts)
+    if fmt == "mp4":
+        return lambda path, progress: scene.export_mp4(arch, path, progress=progress, **opts)
+    return lambda path, progress: scene.export_html(arch, path, progress=progress, **opts)
+
+
+def _read_bytes(path: Path) -> Callable[[], bytes]:
+    return lambda: path.read_bytes()  # read on click, not on every rerun
+
+
+def render_export_cell(fmt: str, key: tuple, make: Callable[[], ExportJob]) -> None:
+    """One format: a button that starts it, then its progress, then its download (or its error)."""
+    label, _, mime, what = EXPORTS[fmt]
+    jobs = _exports()
+    job = jobs.get(key)
+    if job is None:
+        if st.button(f"Make {label}", key=f"make-{fmt}", help=what, icon=":material/movie:" if fmt in ("gif", "mp4")
+                     else ":material/image:" if fmt == "png" else ":material/code:", width="stretch"):
+            make()
+            st.rerun()  # redraw with the live refresh on
+        return
+    if job.running:
+        text = f"{label}: {job.progress:.0%}" if job.started else f"{label}: waiting for another export…"
+        st.progress(job.progress, text=text)
+        return
+    if job.error:
+        st.error(f"{label} failed: {job.error[-300:]}", icon=":material/error:")
+        if st.button(f"Try {label} again", key=f"retry-{fmt}", width="stretch"):
+            jobs.drop(key)
+            make()
+            st.rerun()
+        return
+    st.download_button(f"Download {label}", data=_read_bytes(job.path), file_name=job.file_name, mime=mime,
+                       key=f"dl-{fmt}", on_click="ignore", type="primary", icon=":material/download:",
+                       width="stretch", help=job.file_name)
+
+
+def _export_keys(study: str, rec: TrialRecord, color_by: str, highlight: str | None) -> dict[str, tuple]:
+    url = state.storage_url()
+    return {fmt: (url, study, rec.number, fmt, color_by, highlight) for fmt in EXPORTS}
+
+
+def _rendering(keys: dict[str, tuple]) -> bool:
+    jobs = _exports()
+    return any((job := jobs.get(key)) is not None and job.running for key in keys.values())
+
+
+def render_exports(study: str, rec: TrialRecord, arch: ArchitectureVisualization, color_by: str,
+                   highlight: str | None, declared_live: bool) -> None:
+    """The rendered exports (a fragment that refreshes itself only while one renders)."""
+    jobs = _exports()
+    keys = _export_keys(study, rec, color_by, highlight)
+    if _rendering(keys) != declared_live:
+        st.rerun()  # a full rerun redeclares this fragment with (or without) its refresh
+    caption = caption_of(study, rec)
+
+    def maker(fmt: str) -> Callable[[], ExportJob]:
+        def make() -> ExportJob:
+            name = export_filename(study, rec.number, METRIC, rec.val_accuracy, EXPORTS[fmt][1])
+            return jobs.start(keys[fmt], fmt, name, _exporter(fmt, arch, color_by, highlight, caption))
+
+        return make
+
+    for col, fmt in zip(st.columns(len(EXPORTS)), EXPORTS):
+        with col:
+            render_export_cell(fmt, keys[fmt], maker(fmt))
+    st.caption("Pictures and videos show the colouring and highlight chosen above and carry the trial's "
+               "metrics as a caption. They render in the background: keep exploring meanwhile.")
+
+
+def render_downloads(study: str, rec: TrialRecord, arch: ArchitectureVisualization, color_by: str,
+                     highlight: str | None) -> None:
+    st.subheader("Export")
+    c1, c2 = st.columns(2)
+    c1.download_button("Architecture (JSON)", data=architecture_json(study, rec, arch, color_by),
+                       file_name=export_filename(study, rec.number, METRIC, rec.val_accuracy, "json"),
+                       mime="application/json", key="dl-json", on_click="ignore", icon=":material/data_object:",
+                       width="stretch", help="Every layer's position, size, parameters and health, with the "
+                       "study, trial, metrics and time it was exported.")
+    with c2:
+        render_model_download(study, rec)
+    live = _rendering(_export_keys(study, rec, color_by, highlight))
+    st.fragment(render_exports, run_every=EXPORT_POLL_S if live else None)(
+        study, rec, arch, color_by, highlight, live)
+
+
+def render_model_download(study: str, rec: TrialRecord) -> None:
+    """The trained ``.keras`` model, or why it is gone."""
+    path = artifacts.model_path(rec.result)
+    if path is None:
+        st.button("Model (.keras)", key="dl-model", disabled=True, icon=":material/download:", width="stretch")
+        if rec.result is not None and rec.result.model_path:
+            st.caption(f"Trial #{rec.number}'s model file is no longer on disk: the study keeps only its best models "
+                       "(keep-best-k) and pruned this one. Its architecture and metrics are still here.")
+        else:
+            st.caption(f"No model file was saved for trial #{rec.number}. Its architecture and metrics are still here.")
+        return
+    st.download_button("Model (.keras)", data=_read_bytes(path),
+                       file_name=export_filename(study, rec.number, METRIC, rec.val_accuracy, "keras"),
+                       mime="application/zip", key="dl-model", on_click="ignore", icon=":material/download:",
+                       width="stretch", help="The trained Keras model: keras.models.load_model(path).")
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def render_legend(color_by: str, any_unknown: bool) -> None:
+    what, low, high = COLOR_HELP[color_by]
+    stops = ", ".join(score_color(i / 10) for i in range(11))
+    grey = (f'<span style="display:inline-block;width:12px;height:12px;background:{score_color(None)};'
+            f'border-radius:2px;margin:0 4px 0 16px;vertical-align:middle"></span>not measured') if any_unknown else ""
+    st.html(
+        f'<div style="font-size:0.85rem;line-height:1.4">'
+        f'<div style="display:flex;align-items:center;gap:8px;flex-wrap:wrap">'
+        f'<span>{low}</span><span style="display:inline-block;width:180px;height:12px;border-radius:6px;'
+        f'background:linear-gradient(to right, {stops})"></span><span>{high}</span>{grey}</div>'
+        f'<div style="opacity:0.75">{what} Cyan outlines the selected layer.</div></div>'
+    )
+
+
+def _any_unknown(arch: ArchitectureVisualization, color_by: str) -> bool:
+    from core.scene import layer_value  # pure arithmetic; pyvista stays unimported
+
+    return any(layer_value(lay, arch, color_by) is None for lay in arch.layers)
+
+
+def selected_layer(arch: ArchitectureVisualization, key: str) -> str | None:
+    """The ``layer_id`` of the row selected in the layer table ``key`` (its state from the last rerun)."""
+    selection = (st.session_state.get(key) or {}).get("selection") or {}
+    rows = list(selection.get("rows") or [])
+    return arch.layers[rows[0]].layer_id if rows and 0 <= rows[0] < len(arch.layers) else None
+
+
+def render_layers(arch: ArchitectureVisualization, key: str) -> None:
+    """The layer table, one row per drawn layer; selecting a row highlights it (:func:`selected_layer`)."""
+    table = layer_table(arch)
+    st.dataframe(
+        table, key=key, on_select="rerun", selection_mode="single-row", hide_index=True, width="stretch",
+        height=min(SCENE_HEIGHT, 38 + 35 * len(table)),  # header + rows: no empty band under a short table
+        column_config={
+            "layer": st.column_config.TextColumn(width=110),
+            "type": st.column_config.TextColumn(width=75),
+            "output": st.column_config.TextColumn(width=80, help="Output shape without the batch axis"),
+            "units": st.column_config.TextColumn(width=55, help="Dense/recurrent units or conv filters"),
+            "params": st.column_config.TextColumn(width=70),
+            "dead %": st.column_config.TextColumn(width=55, help="Units that never fired on a probe batch"),
+            "grad norm": st.column_config.TextColumn(width=75, help="L2 norm of the kernel's gradient on one batch"),
+        },
+    )
+
+
+def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
+    """The scene, the legend and the layer table for one trial, then its exports."""
+    arch = architecture_of(rec)
+    res = rec.result
+    st.caption(f"val {C.fmt_pct(rec.val_accuracy)} · test {C.fmt_pct(rec.test_accuracy)} · "
+               f"health {C.fmt_score(rec.health_score)} · {C.fmt_count(res.param_count if res else None)} params"
+               + (" · :orange-badge[:material/trophy: best]" if best is not None and best.number == rec.number else ""))
+    if arch is None:
+        st.info(f"Trial #{rec.number} was recorded before HPO Studio saved a 3D layout with each trial, so there is "
+                "nothing to draw for it. Trials trained from now on have one; to see this network, retrain it "
+                "from its reproduce config (Trials → Files).", icon=":material/history:")
+        render_model_download(study, rec)
+        return
+
+    color_by = st.radio("Colour layers by", COLOR_BY, index=COLOR_BY.index(st.session_state.get(_SEL_COLOR, "health")),
+                        format_func=COLOR_LABEL.__getitem__, horizontal=True, key="viewer-color",
+                        help="; ".join(f"{COLOR_LABEL[c]}: {COLOR_HELP[c][0]}" for c in COLOR_BY))
+    st.session_state[_SEL_COLOR] = color_by
+
+    # The table's selection is read before the table is drawn, so the scene (the slow part to
+    # arrive) is sent to the browser first.
+    table_key = f"viewer-layers-{study}-{rec.number}"
+    highlight = selected_layer(arch, table_key)
+    left, right = st.columns(2, gap="small")
+    with left:
+        stamp = rec.complete.isoformat() if rec.complete else ""
+        html = scene_page(state.storage_url(), study, rec.number, color_by, highlight, stamp, arch)
+        with st.container(key="viewer-scene"):
+            st.iframe(html, height=SCENE_HEIGHT)
+        render_legend(color_by, _any_unknown(arch, color_by))
+        st.caption("Drag to rotate · scroll to zoom · shift+drag to pan"
+                   + (f" · highlighted: **{arch.layer(highlight).name}**" if highlight else ""))
+    with right:
+        st.markdown(f"**Layers** · {arch.architecture_type} · {len(arch.layers)} drawn · "
+                    f"{arch.total_parameters:,} parameters")
+        render_layers(arch, key=table_key)
+        st.caption("Select a row to outline that layer in the scene; select it again to clear.")
+    render_downloads(study, rec, arch, color_by, highlight)
+
+
+# --------------------------------------------------------------------------- page
+
+
+def watch_study(name: str, shown: int | None, numbers: list[int], follow: bool) -> None:
+    """While the study runs: rerun the page when the trial list or (when followed) the best one changes."""
+    summary = state.study_summary(name)
+    try:
+        records = state.read_records(name)
+    except KeyError:
+        return
+    done = [r.number for r in records if r.state == "COMPLETE" and r.result is not None]
+    best = C.best_of(records, summary.config if summary else None)
+    running = state.is_running(name, summary)
+    if not running or done != numbers or (follow and best is not None and best.number != shown):
+        st.rerun()
+    st.caption(f":blue-badge[live] the study is running; checking for new trials every {C.LIVE_INTERVAL_S:.0f} s"
+               + (" and switching to a better one as it appears" if follow else ""))
+
+
+def _follow_best_changed(name: str, best_number: int | None) -> None:
+    if st.session_state.get(f"viewer-follow-{name}") and best_number is not None:
+        st.session_state[f"viewer-trial-{name}"] = best_number
+
+
+def _trial_changed(name: str, best_number: int | None) -> None:
+    # Picking another trial by hand means "show me this one": stop following the best.
+    if st.session_state.get(f"viewer-trial-{name}") != best_number:
+        st.session_state[f"viewer-follow-{name}"] = False
+
+
+def pick_trial(name: str, done: list[TrialRecord], best: TrialRecord | None) -> TrialRecord:
+    """Trial picker and "follow best" toggle; the choice is kept for this tab across screens."""
+    by_number = {r.number: r for r in done}
+    numbers = list(by_number)
+    best_number = best.number if best is not None and best.number in by_number else None
+    fkey, tkey = f"viewer-follow-{name}", f"viewer-trial-{name}"
+    remembered = state.selected_trial(name)
+    if fkey not in st.session_state:
+        # Follow unless this tab chose another trial elsewhere (e.g. on the Health screen).
+        st.session_state[fkey] = remembered not in by_number or remembered == best_number
+    follow = bool(st.session_state[fkey]) and best_number is not None
+    if follow:
+        st.session_state[tkey] = best_number
+    elif st.session_state.get(tkey) not in by_number:
+        fallback = best_number if best_number is not None else numbers[-1]
+        st.session_state[tkey] = remembered if remembered in by_number else fallback
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = c1.selectbox("Trial", numbers, key=tkey, format_func=lambda n: C.trial_label(by_number[n], best),
+                          on_change=_trial_changed, args=(name, best_number),
+                          help="Complete trials only: a trial's network is recorded when it completes.")
+    c2.toggle("Follow the best trial", key=fkey, on_change=_follow_best_changed, args=(name, best_number),
+              help="Show the best trial under the study's mode, and switch when the study finds a better one.")
+    state.select_trial(name, chosen)
+    return by_number[chosen]
+
+
+def main() -> None:
+    st.title("3D network viewer")
+    summaries: list[StudySummary] = state.list_studies()
+    name = C.render_study_picker(summaries, key="viewer-study")
+    if name is None:
+        return
+    summary = next(s for s in summaries if s.name == name)
+    try:
+        records = state.read_records(name)
+    except KeyError:
+        st.info(f"Study {name} is being created…")
+        return
+    running = state.is_running(name, summary)
+    best = C.best_of(records, summary.config)
+    done = [r for r in records if r.state == "COMPLETE" and r.result is not None]
+    if not done:
+        st.info(f"Study **{name}** has no complete trial yet. A trial's network is drawn here once it completes"
+                + (": this page updates by itself while the study runs." if running else "."),
+                icon=":material/view_in_ar:")
+        C.nav_link(PAGE_TRIALS, "Watch the trials", ":material/grid_view:")
+        if running:
+            st.fragment(watch_study, run_every=C.LIVE_INTERVAL_S)(name, None, [], False)
+        return
+    rec = pick_trial(name, done, best)
+    if running:
+        follow = bool(st.session_state.get(f"viewer-follow-{name}"))
+        st.fragment(watch_study, run_every=C.LIVE_INTERVAL_S)(name, rec.number, [r.number for r in done], follow)
+    render_view(name, rec, best)
+
+
+main()

@@ -1,0 +1,301 @@
+"""Time from opening the 3D viewer to its WebGL canvas being drawn, for a 20-layer model (target < 3 s).
+
+What it does:
+
+1. Lays out a 20-layer CNN (three conv blocks and a dense head; 21 layers drawn with the input)
+   with ``core.architecture.build_architecture`` in a child process (Keras stays out of this one),
+   with made-up per-layer health so every colouring has values.
+2. Writes a small fake study (tests/fakes.py) into a temporary HPO_HOME and adds one complete
+   trial carrying that layout, with the best accuracy, so the viewer shows it by default.
+3. Starts ``streamlit run streamlit_app.py`` on a free port and opens ``/viewer`` in headless
+   Chromium (Playwright, /usr/bin/chromium, the flags of DESIGN.md), once per scenario:
+
+   * cold   -- the first visit after the server started: the page's imports, the scene build
+               (``build_scene`` + ``scene_html``) and the browser's work;
+   * warm   -- later visits in a fresh tab: the scene HTML comes from ``st.cache_data``;
+   * recolour -- a new colouring in a warm process (a cache miss: the scene is rebuilt).
+
+   For each it records when the scene iframe's document arrives (``srcdoc`` navigation) and when
+   vtk.js has loaded every actor's data and rendered (polled every animation frame inside the
+   iframe), then checks a screenshot of the canvas is not blank.
+
+Usage::
+
+    python bench/bench_viewer.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCENE_IFRAME = ".st-key-viewer-scene iframe"
+STUDY = "bench-viewer"
+TARGET_S = 3.0
+
+# Inside the scene iframe: true once the synchronised renderer (the last one) has actors and every
+# actor's mapper has its points, i.e. the whole .vtksz scene is decoded and has been rendered.
+SCENE_READY_JS = """() => {
+  const rw = (window.global || {}).renderWindow;
+  if (!rw) return false;
+  const renderers = rw.getRenderers();
+  const r = renderers[renderers.length - 1];
+  if (!r) return false;
+  const actors = r.getActors();
+  return actors.length > 0 && actors.every(a => {
+    const d = a.getMapper() && a.getMapper().getInputData();
+    return d && d.getNumberOfPoints() > 0;
+  });
+}"""
+
+_LAYOUT_CHILD = """
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+from core.architecture import build_architecture
+L = keras.layers
+layers = [keras.Input((64, 64, 3))]
+for filters in (32, 64, 128):
+    layers += [L.Conv2D(filters, 3, padding="same", activation="relu"), L.BatchNormalization(),
+               L.Conv2D(filters, 3, padding="same", activation="relu"), L.MaxPooling2D(), L.Dropout(0.25)]
+layers += [L.Flatten(), L.Dense(256, activation="relu"), L.BatchNormalization(), L.Dropout(0.5),
+           L.Dense(10, activation="softmax")]
+model = keras.Sequential(layers)
+assert len(model.layers) == 20
+health = [{"name": lay.name, "dead_fraction": 0.1 * (i % 4), "grad_norm": 10.0 ** -(i % 6)}
+          for i, lay in enumerate(model.layers) if lay.count_params()]
+arch = build_architecture(model, performance_score=0.97, health_score=0.74, layer_health=health)
+print(arch.to_json())
+"""
+
+
+def twenty_layer_layout() -> dict:
+    """The 20-layer CNN's layout, made by a child process (Keras is never imported here)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", _LAYOUT_CHILD], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_study(home: Path, layout: dict) -> int:
+    """A fake study plus one complete trial carrying ``layout``, the best of the study; its number."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from core import storage as S
+    from core.config import Settings, TrialResult
+    from tests.fakes import make_fake_study
+
+    settings = Settings(home=home)
+    url = S.resolve_url(None, settings)
+    fake = make_fake_study(url, STUDY, n_complete=2, n_pruned=0, n_failed=0, with_models=False, settings=settings)
+    number = max(fake.states) + 1
+    res = TrialResult.from_dict({**fake.results[0].to_dict(), "trial_number": number, "val_accuracy": 0.995,
+                                 "test_accuracy": 0.99, "param_count": layout["total_parameters"],
+                                 "architecture": {"layers": [], "visualization": layout}})
+    study = optuna.load_study(study_name=STUDY, storage=S.open_storage(url))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.995], params={}, distributions={},
+                                 user_attrs={S.T_RESULT: res.to_dict(), S.T_HEALTH: res.health_score,
+                                             S.T_TEST_ACCURACY: res.test_accuracy, S.T_PARAMS: res.param_count}))
+    return number
+
+
+def _scene_page_html(layout: dict) -> str:
+    """The page the viewer shows for this layout (the same build_scene/scene_html call, same size)."""
+    from core.architecture import ArchitectureVisualization
+    from core.scene import build_scene, scene_html
+
+    pl = build_scene(ArchitectureVisualization.from_dict(layout), color_by="health", window_size=(552, 460))
+    try:
+        return scene_html(pl)
+    finally:
+        pl.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("HPO_STORAGE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=open(home / "streamlit.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError((home / "streamlit.log").read_text()[-2000:])
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _not_blank(png: bytes) -> bool:
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+    return a.std() > 8 and len(np.unique(a.reshape(-1, 3), axis=0)) > 64
+
+
+def open_viewer(browser, url: str, colour: str | None = None) -> dict[str, float]:
+    """Seconds from navigation to the page heading, the scene document and the drawn scene (fresh tab).
+
+    With ``colour``, the colouring is switched after the first draw and the timings are those of
+    the new scene (click -> document -> drawn).
+    """
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def on_nav(frame) -> None:
+        if frame.url == "about:srcdoc":
+            marks.setdefault("document", time.perf_counter() - t0)
+
+    page.on("framenavigated", on_nav)
+    page.goto(f"{url}/viewer")
+    page.locator("h1").first.wait_for()
+    marks["heading"] = time.perf_counter() - t0
+    frame = _scene_frame(page)
+    frame.wait_for_function(SCENE_READY_JS, polling="raf")
+    if colour is not None:
+        marks.clear()
+        t0 = time.perf_counter()
+        with page.expect_event("framenavigated", predicate=lambda f: f.url == "about:srcdoc"):
+            page.get_by_text(colour, exact=True).click()
+        frame = _scene_frame(page)
+        frame.wait_for_function(SCENE_READY_JS, polling="raf")
+    marks["drawn"] = time.perf_counter() - t0
+    if not _not_blank(page.locator(SCENE_IFRAME).screenshot()):
+        raise AssertionError("the canvas is blank after the scene reported ready")
+    context.close()
+    return marks
+
+
+def open_plain(browser, url: str, path: str) -> float:
+    """Seconds from navigation to the heading of a screen without a scene: Streamlit's own start-up."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    t0 = time.perf_counter()
+    page.goto(f"{url}/{path}")
+    page.locator("h1").first.wait_for(timeout=120_000)
+    seconds = time.perf_counter() - t0
+    context.close()
+    return seconds
+
+
+def open_scene_file(browser, path: Path) -> float:
+    """Seconds to load and draw the scene page alone (file://): the browser's share of a view."""
+    page = browser.new_page(viewport={"width": 552, "height": 460})
+    t0 = time.perf_counter()
+    page.goto(path.as_uri())
+    page.wait_for_function(SCENE_READY_JS, polling="raf", timeout=120_000)
+    seconds = time.perf_counter() - t0
+    page.close()
+    return seconds
+
+
+def _scene_frame(page):
+    handle = page.wait_for_selector(SCENE_IFRAME, state="attached")
+    frame = handle.content_frame()
+    assert frame is not None
+    return frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="warm visits to time (median)")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    t = time.perf_counter()
+    layout = twenty_layer_layout()
+    t_layout = time.perf_counter() - t
+    rows: list[tuple[str, float, str]] = [
+        ("layout of the 20-layer CNN (child process with Keras; not counted)", t_layout,
+         f"{len(layout['layers'])} layers drawn, {layout['total_parameters']:,} params"),
+    ]
+    med = statistics.median
+    with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
+        home = Path(tmp)
+        trial = write_study(home, layout)
+        proc = start_app(home, port := _free_port())
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                cold = open_viewer(browser, url)
+                warm = [open_viewer(browser, url) for _ in range(args.repeat)]
+                plain = [open_plain(browser, url, "learn") for _ in range(args.repeat)]
+                recolour = open_viewer(browser, url, colour="Gradient norm")
+                scene_file = home / "scene.html"
+                scene_file.write_text(_scene_page_html(layout), encoding="utf-8")
+                alone = [open_scene_file(browser, scene_file) for _ in range(args.repeat)]
+                browser.close()
+        finally:
+            stop_app(proc)
+
+    rows += [
+        ("cold: first visit after the server started -> scene document", cold["document"], f"trial #{trial}"),
+        ("cold: first visit after the server started -> drawn", cold["drawn"], "imports + scene build + browser"),
+        ("warm: a new tab -> page heading", med(w["heading"] for w in warm), f"median of {args.repeat}"),
+        ("warm: a new tab -> scene document (HTML from st.cache_data)", med(w["document"] for w in warm), ""),
+        ("warm: a new tab -> drawn", med(w["drawn"] for w in warm), f"target < {TARGET_S:.0f} s"),
+        ("baseline: a screen without a scene (Learn) -> heading", med(plain), "Streamlit's own start-up"),
+        ("the scene page alone (file://) -> drawn", med(alone), "vtk.js parse + decode + draw"),
+        ("recolour: click -> new scene document (rebuilt, warm process)", recolour["document"], ""),
+        ("recolour: click -> drawn", recolour["drawn"], f"target < {TARGET_S:.0f} s"),
+    ]
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measurement'.ljust(width)}  {'seconds':>8}  note")
+    print(f"{'-' * width}  {'-' * 8}  ----")
+    for name, sec, note in rows:
+        print(f"{name.ljust(width)}  {sec:8.2f}  {note}")
+    print(f"\npython {sys.version.split()[0]}, {os.cpu_count()} CPUs, Chromium headless (software WebGL)")
+
+
+if __name__ == "__main__":
+    main()

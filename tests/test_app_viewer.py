@@ -1,0 +1,289 @@
+"""AppTests for the 3D viewer screen (app/views/viewer.py) on a real, small, finished study.
+
+The study is trained once per module by the CLI in a subprocess (2 trials, 1 epoch, 200
+samples: ~20-40 s on 2 cores), so this process never imports TensorFlow; the screen draws from
+the layout each trial saved with its result.  Those tests are marked slow.  Empty, legacy and
+live cases use tests/fakes.py (no training) with a hand-made layout, and stay fast.  Raster exports (PNG/GIF/MP4) are exercised in tests/e2e/test_viewer_browser.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import storage as S
+from core.architecture import ArchitectureVisualization, LayerVisualization
+from core.config import Settings
+from core.records import best_record, load_records, load_study, study_config
+from tests.fakes import make_fake_study
+
+ROOT = Path(__file__).resolve().parent.parent
+VIEWER = str(ROOT / "app" / "views" / "viewer.py")
+TIMEOUT = 60  # the first run imports pandas, optuna and pyvista and builds a scene
+STUDY = "v"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def make_real_study(home: Path, name: str = STUDY) -> None:
+    """Train a tiny digits study with the CLI, as a user would, into ``home``."""
+    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("HPO_STORAGE", None)
+    cmd = [sys.executable, "-m", "core", "optimize", "--dataset", "digits", "--trials", "2", "--epochs", "1",
+           "--max-samples", "200", "--name", name, "--no-progress"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def real_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("viewer_home")
+    make_real_study(home)
+    return home
+
+
+@pytest.fixture
+def home(real_home, monkeypatch) -> Path:
+    monkeypatch.setenv("HPO_HOME", str(real_home))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    return real_home
+
+
+@pytest.fixture
+def records(home):
+    url = S.resolve_url(None, Settings(home=home))
+    recs = load_records(STUDY, url)
+    config = study_config(load_study(STUDY, url))
+    done = {r.number: r for r in recs if r.state == "COMPLETE"}
+    assert len(done) == 2, [r.state for r in recs]
+    return done, best_record(recs, config)
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """Keep AppTest's in-memory media files readable after a run (download payloads live there)."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    kept: list[MemoryMediaFileStorage] = []
+
+    class Keeping(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            kept.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Keeping)
+
+    def read(url: str) -> bytes:
+        file_id = url.rsplit("/", 1)[-1].split(".")[0]
+        return kept[-1].get_file(file_id).content
+
+    return read
+
+
+def run_viewer() -> AppTest:
+    at = AppTest.from_file(VIEWER, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def arch_of(rec) -> ArchitectureVisualization:
+    return ArchitectureVisualization.from_dict(rec.result.architecture["visualization"])
+
+
+def tiny_layout() -> ArchitectureVisualization:
+    """A 4-layer CNN layout made by hand (no Keras), with per-layer health on the learned layers."""
+    specs = [  # (name, type, output shape, params, filters, units, dead, grad)
+        ("input", "input", (8, 8, 1), 0, None, None, None, None),
+        ("conv_1", "conv", (8, 8, 16), 160, 16, None, 0.25, 0.3),
+        ("flatten", "flatten", (1024,), 0, None, None, None, None),
+        ("output", "dense", (10,), 10250, None, 10, None, 2.0),
+    ]
+    layers = [
+        LayerVisualization(layer_id=f"{i:02d}_{name}", layer_type=kind, position_z=2.0 * i, width=1.0, height=1.0,
+                           depth=0.5, parameters=params, filters=filters, units=units, name=name, output_shape=shape,
+                           dead_fraction=dead, grad_norm=grad, color_intensity=0.8)
+        for i, (name, kind, shape, params, filters, units, dead, grad) in enumerate(specs)
+    ]
+    return ArchitectureVisualization("CNN", layers=layers, total_parameters=10410, model_depth=4,
+                                     max_layer_width=1.0, max_layer_height=1.0, performance_score=0.999,
+                                     health_score=0.8)
+
+
+def scene_srcdoc(at: AppTest) -> str:
+    frames = at.get("iframe")
+    assert len(frames) == 1
+    return frames[0].proto.srcdoc
+
+
+def scene_actors(srcdoc: str) -> int:
+    """Actors in the vtk.js scene embedded in the page (base64 .vtksz -> index.json)."""
+    b64 = re.search(r'const base64Str = "([^"]+)"', srcdoc).group(1)
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(b64))) as zf:
+        scene = json.loads(zf.read("index.json"))["scene"]
+    renderer = scene["dependencies"][0]
+    return sum(1 for d in renderer["dependencies"] if d["type"].endswith("Actor"))
+
+
+def table_layers(at: AppTest) -> list[str]:
+    return list(at.dataframe[0].value["layer"])
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+# --------------------------------------------------------------------------- a real study
+
+
+@pytest.mark.slow  # the module's real study trains for ~20-40 s, once
+def test_best_trial_drawn_by_default(home, records):
+    done, best = records
+    at = run_viewer()
+    assert [t.value for t in at.title] == ["3D network viewer"]
+    assert at.selectbox(key=f"viewer-trial-{STUDY}").value == best.number
+    assert at.toggle(key=f"viewer-follow-{STUDY}").value is True
+
+    arch = arch_of(done[best.number])
+    assert table_layers(at) == [lay.name for lay in arch.layers]  # one row per drawn layer, in order
+    html = scene_srcdoc(at)
+    assert "OfflineLocalView" in html and len(html) > 500_000  # vtk.js inlined: works offline
+    # every layer is a mesh; labels, connections and the legend come on top
+    assert scene_actors(html) > len(arch.layers)
+
+
+@pytest.mark.slow  # the module's real study trains for ~20-40 s, once
+def test_colour_by_and_layer_highlight_change_the_scene(home, records):
+    done, best = records
+    arch = arch_of(done[best.number])
+    at = run_viewer()
+    first = scene_srcdoc(at)
+    at.radio(key="viewer-color").set_value("dead_units").run()
+    assert not at.exception
+    assert at.radio(key="viewer-color").value == "dead_units"
+    dead = scene_srcdoc(at)
+    assert dead != first
+    assert any("never fired" in h.proto.body for h in at.get("html"))  # the legend explains the colours
+
+    target = next(i for i, lay in enumerate(arch.layers) if lay.layer_type == "dense")
+    at.session_state[f"viewer-layers-{STUDY}-{best.number}"] = {"selection": {"rows": [target], "columns": []}}
+    at.run()
+    assert not at.exception
+    assert f"highlighted: **{arch.layers[target].name}**" in captions(at)
+    assert scene_srcdoc(at) not in (first, dead)
+
+
+@pytest.mark.slow  # the module's real study trains for ~20-40 s, once
+def test_pick_another_trial_and_download_its_json(home, records, media):
+    done, best = records
+    other = next(n for n in done if n != best.number)
+    at = run_viewer()
+    at.selectbox(key=f"viewer-trial-{STUDY}").select(other).run()
+    assert not at.exception
+    assert at.toggle(key=f"viewer-follow-{STUDY}").value is False  # a hand-picked trial is not "the best"
+    arch = arch_of(done[other])
+    assert table_layers(at) == [lay.name for lay in arch.layers]
+
+    button = next(b for b in at.get("download_button") if b.proto.label == "Architecture (JSON)")
+    payload = json.loads(media(button.proto.url))
+    assert payload["metadata"]["study"] == STUDY
+    assert payload["metadata"]["trial"] == other
+    assert payload["metadata"]["metrics"]["val_accuracy"] == pytest.approx(done[other].val_accuracy)
+    assert payload["metadata"]["timestamp"]
+    assert len(payload["architecture"]["layers"]) == len(arch.layers)
+    model = next(b for b in at.get("download_button") if b.proto.label == "Model (.keras)")
+    assert model.proto.deferred_file_id  # the model file exists (2 trials, keep-best-k keeps both)
+
+
+@pytest.mark.slow  # the module's real study trains for ~20-40 s, once
+def test_html_export_renders_in_the_background(home, records):
+    at = run_viewer()
+    at.button(key="make-html").click().run()
+    assert not at.exception
+    deadline = time.time() + 60
+    while not any(b.proto.label == "Download Interactive HTML" for b in at.get("download_button")):
+        assert time.time() < deadline, "the HTML export did not finish"
+        assert not [e for e in at.get("alert") if "failed" in str(e.proto)], "the HTML export failed"
+        time.sleep(0.5)
+        at.run()
+    button = next(b for b in at.get("download_button") if b.proto.label == "Download Interactive HTML")
+    assert re.match(rf"{STUDY}_trial-\d{{3}}_val_accuracy-[0-9.]+_\d{{8}}-\d{{6}}\.html", button.proto.help)
+
+
+# --------------------------------------------------------------------------- empty and legacy states
+
+
+def test_empty_storage_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    at = run_viewer()
+    assert any("No studies yet" in i.value for i in at.info)
+    assert not at.get("iframe")
+
+
+def test_study_without_complete_trials(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    settings = Settings(home=tmp_path)
+    make_fake_study(S.resolve_url(None, settings), "waiting", n_complete=0, n_pruned=1, n_failed=1, settings=settings)
+    at = run_viewer()
+    assert any("no complete trial yet" in i.value for i in at.info)
+    assert not at.get("iframe")
+
+
+def test_trial_without_architecture_data(tmp_path, monkeypatch):
+    # fakes write results the way older versions did: no "visualization" layout
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    settings = Settings(home=tmp_path)
+    make_fake_study(S.resolve_url(None, settings), "legacy", n_complete=2, n_pruned=0, n_failed=0, settings=settings)
+    for model in tmp_path.rglob("model.keras"):
+        model.unlink()  # what keep-best-k does to the models it does not keep
+    at = run_viewer()
+    assert any("recorded before" in i.value for i in at.info)
+    assert not at.get("iframe")
+    assert "no longer on disk" in captions(at)
+
+
+def test_follow_best_switches_to_a_better_trial(tmp_path, monkeypatch):
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from core.config import TrialResult
+
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    settings = Settings(home=tmp_path)
+    url = S.resolve_url(None, settings)
+    fake = make_fake_study(url, "live", n_complete=2, n_pruned=0, n_failed=0, n_running=1, with_models=False,
+                           settings=settings)
+    at = run_viewer()
+    trial = at.selectbox(key="viewer-trial-live")
+    assert trial.value == fake.best_number
+    assert "checking for new trials every" in captions(at)  # the study runs: the page watches it
+
+    # the running study finds a better trial (with a 3D layout, as trials made now have)
+    layout = tiny_layout()
+    better = TrialResult.from_dict({**fake.results[fake.best_number].to_dict(), "val_accuracy": 0.999,
+                                    "architecture": {"layers": [], "visualization": layout.to_dict()}})
+    study = optuna.load_study(study_name="live", storage=S.open_storage(url))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.999], params={}, distributions={},
+                                 user_attrs={S.T_RESULT: better.to_dict()}))
+    newest = max(t.number for t in study.get_trials(deepcopy=False))
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="viewer-trial-live").value == newest
+    assert table_layers(at) == [lay.name for lay in layout.layers]
+    assert scene_actors(scene_srcdoc(at)) > len(layout.layers)
