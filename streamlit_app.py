@@ -9,11 +9,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_LEARN, PAGE_TRIALS, PAGE_VIEWER
+from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_LEARN, PAGE_TRIALS, PAGE_VIEWER, state
 
 ROOT = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="HPO Studio", page_icon=":material/tune:", layout="wide")
+state.apply_secret_flags()
+state.ensure_demo()  # hosted demo: the example study exists from the first page view
 
 pages = [
     st.Page(PAGE_CONFIGURE, title="Configure", icon=":material/tune:", default=True),

@@ -19,6 +19,7 @@ The storage URL comes from ``HPO_STORAGE`` or, by default, the SQLite file of
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -376,3 +377,45 @@ def compare_trials(study: str, a: int, b: int) -> None:
 def now() -> float:
     """Wall time (a function so tests can freeze it)."""
     return time.time()
+
+
+# --------------------------------------------------------------------------- secrets, RunPod, demo
+
+
+def runpod_setting(name: str) -> str | None:
+    """A RunPod setting (RUNPOD_API_KEY, RUNPOD_ENDPOINT_ID) from st.secrets, else the environment."""
+    try:
+        value = st.secrets.get(name)
+    except Exception:  # noqa: BLE001 - no secrets.toml at all is normal
+        value = None
+    return str(value) if value else os.environ.get(name) or None
+
+
+def apply_secret_flags() -> None:
+    """``demo = true`` in secrets switches demo mode on (Community Cloud has no shell to export it)."""
+    try:
+        flag = st.secrets.get("demo")
+    except Exception:  # noqa: BLE001
+        flag = None
+    if flag in (True, "true", "1", 1) and not os.environ.get(demo_module().DEMO_ENV):
+        os.environ[demo_module().DEMO_ENV] = "1"
+
+
+def demo_module():
+    return importlib.import_module("core.demo")
+
+
+@st.cache_resource(show_spinner=False)
+def _demo_example() -> bool:
+    runner = demo_module().ensure_example_study(settings())
+    if runner is not None:
+        reg = _registry()
+        with reg.lock:
+            reg.runners[(storage_url(), runner.study_name)] = runner
+    return True
+
+
+def ensure_demo() -> None:
+    """In demo mode, make sure the example study exists (started once per server process)."""
+    if demo_module().demo_enabled():
+        _demo_example()

@@ -19,6 +19,7 @@ import streamlit as st
 from app import PAGE_TRIALS
 from app import components as C
 from app import state
+from core import demo
 from core.config import MODES, PRUNERS, ConfigError, StudyConfig, safe_name
 from core.datasets import DatasetInfo, get_info, is_available, list_datasets, preview
 from core.search_space import DEFAULT_TUNED, Hyperparameter, hyperparameters_for
@@ -56,29 +57,48 @@ PRUNER_HELP = {
 
 
 def available_executors() -> dict[str, str]:
-    """Executors offered in the form, id -> label: only those that work in this deployment.
+    """Executors offered in the form, id -> label.
 
-    RunPod hook: ``core.executors`` registers a ``runpod`` executor; once it is implemented and
-    configured here (an endpoint id, and RUNPOD_API_KEY in the environment, never in the form),
-    add ``"runpod": "RunPod serverless GPUs"`` to this dict and draw its settings in
-    :data:`EXECUTOR_SETTINGS`. Nothing else in the UI changes: the choice becomes
-    ``StudyConfig.executor`` and the runner picks the executor.
+    RunPod is always offered: without a key or a healthy endpoint the study falls back to
+    local workers and says so (``core.executors.select.build_executor``). The hosted demo
+    offers local execution only.
     """
-    return {"local": "Local worker processes"}
+    if demo.demo_enabled():
+        return {"local": "Local worker processes"}
+    return {"local": "Local worker processes", "runpod": "RunPod serverless GPUs"}
 
 
 def _render_local_settings() -> dict[str, Any]:
     cores = os.cpu_count() or 1
+    top = demo.LIMITS["workers"] if demo.demo_enabled() else max(1, min(16, cores))
     workers = st.number_input(
-        "Parallel workers", min_value=1, max_value=max(1, min(16, cores)), value=1, step=1, key="cfg_workers",
+        "Parallel workers", min_value=1, max_value=top, value=1, step=1, key="cfg_workers",
         help=f"Trials trained at the same time, each in its own process with its own TensorFlow (~700 MB). "
              f"This machine has {cores} CPU core(s).",
     )
     return {"workers": int(workers)}
 
 
-# Per-executor settings renderers, each returning StudyConfig fields (RunPod plugs in here too).
-EXECUTOR_SETTINGS: dict[str, Callable[[], dict[str, Any]]] = {"local": _render_local_settings}
+def _render_runpod_settings() -> dict[str, Any]:
+    # The key never enters the form or the StudyConfig: it comes from secrets or the environment.
+    endpoint = st.text_input("RunPod endpoint id", value=state.runpod_setting("RUNPOD_ENDPOINT_ID") or "",
+                             key="cfg_runpod_endpoint",
+                             help="The id in https://api.runpod.ai/v2/<id> (see docs/runpod.md).")
+    workers = st.slider("Concurrent RunPod workers", 2, 6, 2, key="cfg_runpod_workers",
+                        help="Trials in flight at once; RunPod queues what its endpoint cannot take.")
+    if state.runpod_setting("RUNPOD_API_KEY"):
+        st.caption(":material/key: API key found in secrets/environment.")
+    else:
+        st.caption(":material/warning: No RUNPOD_API_KEY in `.streamlit/secrets.toml` or the environment: "
+                   "trials will run locally, and the study will say so.")
+    return {"workers": int(workers), "runpod_endpoint": endpoint.strip() or None}
+
+
+# Per-executor settings renderers, each returning StudyConfig fields.
+EXECUTOR_SETTINGS: dict[str, Callable[[], dict[str, Any]]] = {
+    "local": _render_local_settings,
+    "runpod": _render_runpod_settings,
+}
 
 
 # --------------------------------------------------------------------------- data set
@@ -201,6 +221,12 @@ def _on_dataset_change() -> None:
 def render_form() -> StudyConfig | None:
     """Draw the form; return the StudyConfig to start when Start was pressed (None otherwise)."""
     infos = list_datasets()
+    limits = demo.LIMITS if demo.demo_enabled() else None
+    if limits:
+        infos = [i for i in infos if i.embedded]
+        st.info(f"Hosted demo: up to {limits['n_trials']} trials of {limits['epochs']} epochs on "
+                f"{limits['max_samples']} samples, embedded data sets only. Run HPO Studio locally "
+                "(`make run`) for the real thing.", icon=":material/science:")
     names = [i.name for i in infos]
     if "cfg_dataset" not in st.session_state:
         st.session_state["cfg_dataset"] = DEFAULT_DATASET if DEFAULT_DATASET in names else names[0]
@@ -226,11 +252,13 @@ def render_form() -> StudyConfig | None:
     c1, c2, c3, c4 = st.columns(4)
     n_trials = c1.number_input("Trials", min_value=0, value=DEFAULT_TRIALS, step=1, key="cfg_trials",
                                help="How many models to train. 0 = no limit (then set a time budget).")
-    minutes = c2.number_input("Time budget (min)", min_value=0.0, value=0.0, step=5.0, key="cfg_minutes",
+    minutes = c2.number_input("Time budget (min)", min_value=0.0, value=limits["timeout_s"] / 60 if limits else 0.0,
+                              step=5.0, key="cfg_minutes",
                               help="Stop starting trials after this long. 0 = no time limit.")
     epochs = c3.number_input("Epochs per trial", min_value=0, value=DEFAULT_EPOCHS, step=1, key="cfg_epochs",
                              help="Passes over the training data for each model.")
-    max_samples = c4.number_input("Max training samples", min_value=0, value=0, step=100, key="cfg_max_samples",
+    max_samples = c4.number_input("Max training samples", min_value=0, value=limits["max_samples"] if limits else 0,
+                                  step=100, key="cfg_max_samples",
                                   help="Cap on training examples, for quick studies. 0 = all of them.")
 
     st.subheader("4 · Search space")
@@ -282,6 +310,8 @@ def render_form() -> StudyConfig | None:
 def start_study(config: StudyConfig) -> None:
     """Start it, or say exactly which setting to fix."""
     try:
+        if demo.demo_enabled():
+            demo.check_limits(config)
         state.start(config)
     except ConfigError as exc:
         st.error(str(exc), icon=":material/error:")
