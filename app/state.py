@@ -287,7 +287,7 @@ def start(config: StudyConfig) -> Any:
         existing = reg.runners.get((url, config.name))
         if existing is not None and _runner_alive(existing):
             raise ConfigError(f"name: study {config.name!r} is already running")
-        runner = _study_module().StudyRunner(config)
+        runner = _study_module().StudyRunner(config, api_key=runpod_setting("RUNPOD_API_KEY"))
         runner.start()
         reg.runners[(url, config.name)] = runner
     select_study(config.name)
@@ -305,7 +305,7 @@ def resume(name: str, url: str | None = None) -> Any:
     summary = study_summary(name, url)
     if summary is not None and summary.status in LIVE_STATUSES and summary.alive:
         raise ConfigError(f"study {name!r} is being run by another process; stop it there first")
-    runner = _study_module().StudyRunner.resume(name, storage_url=url)
+    runner = _study_module().StudyRunner.resume(name, storage_url=url, api_key=runpod_setting("RUNPOD_API_KEY"))
     runner.start()
     with reg.lock:
         reg.runners[(url, name)] = runner

@@ -363,11 +363,21 @@ class StudyConfig:
         return self
 
     def trial_spec(self, params: dict[str, Any], trial_number: int) -> TrialSpec:
-        """The spec one trial of this study runs (seed varies per trial, reproducibly)."""
+        """The spec one trial of this study runs (seed varies per trial, reproducibly).
+
+        ``epochs`` is the study's, unless the trial's params tune or fix it; the params are
+        updated to say which, so a trial's params always reproduce it.
+        """
+        params = dict(params)
+        if "epochs" in self.tuned or "epochs" in self.fixed:
+            epochs = int(params.get("epochs", self.epochs))
+        else:
+            epochs = self.epochs
+        params["epochs"] = epochs
         return TrialSpec(
             dataset=self.dataset,
             params=params,
-            epochs=int(params.get("epochs", self.epochs)),
+            epochs=epochs,
             max_samples=self.max_samples,
             seed=self.seed + trial_number,
             data_seed=self.seed,

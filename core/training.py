@@ -30,6 +30,9 @@ EpochCallback = Callable[[int, dict[str, float | None]], None]
 StopCheck = Callable[[], bool]
 
 PROBE_SAMPLES = 512  # activations and fold accuracies are measured on this many validation samples at most
+# Cross-entropy of a softmax is at most ~16 (Keras clips probabilities at 1e-7): a loss above
+# this means the weights blew up even where the float did not overflow yet.
+DIVERGED_LOSS = 1e4
 GRAD_BATCH = 128  # samples in the fixed batch whose gradients are measured after each epoch
 
 
@@ -193,7 +196,7 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None
 
         def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
+            if loss is not None and not (math.isfinite(float(loss)) and float(loss) < DIVERGED_LOSS):
                 state["nan_epoch"] = state["nan_epoch"] or -1
                 self.model.stop_training = True
             elif should_stop is not None and batch % 8 == 0 and should_stop():
@@ -211,7 +214,7 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None
             for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
                 result.history.setdefault(key, []).append(logs.get(key))
             result.epochs_run = epoch + 1
-            if logs.get("loss") is None or state["nan_epoch"] == -1:
+            if logs.get("loss") is None or logs["loss"] >= DIVERGED_LOSS or state["nan_epoch"] == -1:
                 state["nan_epoch"] = epoch + 1
                 self.model.stop_training = True
                 return
@@ -247,7 +250,7 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None
         epoch = state["nan_epoch"] if state["nan_epoch"] > 0 else result.epochs_run + 1
         result.status = "failed"
         result.error = (
-            f"loss became NaN/Inf at epoch {epoch} (learning rate {params.get('learning_rate')}, "
+            f"loss diverged (NaN, Inf or above {DIVERGED_LOSS:g}) at epoch {epoch} (learning rate {params.get('learning_rate')}, "
             f"optimizer {params.get('optimizer')}): lower the learning rate or add batch normalisation"
         )
         result.health = {"training_stability": 0.0}

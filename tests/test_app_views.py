@@ -159,8 +159,8 @@ def test_configure_defaults_to_a_quick_digits_study(home, fake):
     tuned = {cb.key.rsplit("_image_", 1)[1] for cb in at.checkbox if cb.value}
     assert tuned == set(DEFAULT_TUNED["image"])
     assert HYPERPARAMETERS["learning_rate"].explanation in captions
-    # only executors that work are offered: no disabled RunPod placeholder
-    assert at.selectbox(key="cfg_executor").options == ["Local worker processes"]
+    # local workers and RunPod (which falls back to local, and says so, without a key)
+    assert at.selectbox(key="cfg_executor").options == ["Local worker processes", "RunPod serverless GPUs"]
     # the studies list shows the fake study
     assert any(m.value.startswith(f"**{fake.name}**") for m in at.markdown)
 
@@ -221,6 +221,35 @@ def test_configure_good_submit_starts_the_right_study(home, runner_calls):
     cfg.validate()
     # and the user lands on the live gallery
     assert [t.value for t in at.title] == ["Trials"]
+
+
+def test_configure_runpod_choice_sends_endpoint_workers_and_key(home, runner_calls, monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", "rp-secret-key")
+    monkeypatch.setenv("RUNPOD_ENDPOINT_ID", "abc123")
+    at = app()
+    at.selectbox(key="cfg_executor").set_value("runpod").run()
+    assert at.text_input(key="cfg_runpod_endpoint").value == "abc123"
+    assert "API key found" in texts(at) and "rp-secret-key" not in texts(at)
+    at.slider(key="cfg_runpod_workers").set_value(4)
+    at.text_input(key="cfg_name").set_value("on-runpod")
+    at.button(key="cfg_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    cfg = runner_calls[-1][1]
+    assert (cfg.executor, cfg.workers, cfg.runpod_endpoint) == ("runpod", 4, "abc123")
+    assert "rp-secret-key" not in cfg.to_json()  # the key never enters the stored config
+
+
+def test_configure_in_demo_mode_limits_the_study(home, runner_calls, monkeypatch):
+    monkeypatch.setenv("HPO_DEMO", "1")
+    monkeypatch.setattr("core.demo.ensure_example_study", lambda *a, **k: None)
+    at = app()
+    assert at.selectbox(key="cfg_executor").options == ["Local worker processes"]
+    assert {o.split(" · ")[0] for o in at.selectbox(key="cfg_dataset").options} == {"digits", "synthetic_text"}
+    assert "Hosted demo" in " ".join(i.value for i in at.info)
+    at.number_input(key="cfg_trials").set_value(50)
+    at.button(key="cfg_start").click().run()
+    assert any("n_trials: at most 12" in e.value for e in at.error), [e.value for e in at.error]
+    assert runner_calls == []
 
 
 def test_configure_pareto_offers_only_matching_search_settings(home):

@@ -1,0 +1,312 @@
+"""The per-study folder on disk, and exports of a study as tables, JSON and model files.
+
+Layout (``Settings.study_dir(name)`` = ``<HPO_HOME>/runs/<study>/``)::
+
+    runs/<study>/
+        trial-0000/model.keras     the trained model (kept for the best k trials only)
+        trial-0000/result.json     the TrialResult (always kept)
+        ...
+
+``run_trial`` writes a trial's folder; the runner writes ``result.json`` for trials
+that ended without one (failed, stopped, remote) and keeps only the best k models.
+Exported files are named ``<study>_<what>[_trial-NNNN][_<metric>-<value>]_<YYYYmmdd-HHMMSS>.<ext>``
+so a download folder sorts by study and stays readable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from core.config import Settings, StudyConfig, TrialResult, safe_name, to_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.records import TrialRecord
+
+log = logging.getLogger("hpo.artifacts")
+
+MODEL_FILE = "model.keras"
+RESULT_FILE = "result.json"
+TRIAL_PREFIX = "trial-"
+
+HEALTH_KEYS = (
+    "neuron_utilization",
+    "parameter_efficiency",
+    "training_stability",
+    "gradient_health",
+    "convergence_quality",
+    "accuracy_consistency",
+)
+
+
+# --------------------------------------------------------------------------- paths and names
+
+
+def study_dir(study_name: str, settings: Settings | None = None) -> Path:
+    """``runs/<study>/`` (not created)."""
+    return (settings or Settings.from_env()).study_dir(study_name)
+
+
+def trial_dir(study_name: str, number: int, settings: Settings | None = None) -> Path:
+    """``runs/<study>/trial-NNNN/`` (not created)."""
+    return study_dir(study_name, settings) / f"{TRIAL_PREFIX}{number:04d}"
+
+
+def trial_number_of(path: Path) -> int | None:
+    """The trial number in a ``trial-NNNN`` folder name, or None."""
+    name = Path(path).name
+    if not name.startswith(TRIAL_PREFIX):
+        return None
+    try:
+        return int(name[len(TRIAL_PREFIX) :])
+    except ValueError:
+        return None
+
+
+def artifact_name(
+    study: str,
+    what: str,
+    ext: str,
+    *,
+    trial: int | None = None,
+    metric: str | None = None,
+    value: float | None = None,
+    when: dt.datetime | None = None,
+) -> str:
+    """A file name that says what a file is: ``mnist-run_model_trial-0007_val-acc-0.9731_20250101-120000.keras``.
+
+    Args:
+        study: study name (made path-safe).
+        what: "trials", "study", "model", "config", "scene" ...
+        ext: extension without the dot.
+        trial: trial number, when the file belongs to one trial.
+        metric, value: a headline figure, e.g. ("val-acc", 0.9731).
+        when: timestamp (default now).
+    """
+    parts = [safe_name(study), safe_name(what)]
+    if trial is not None:
+        parts.append(f"{TRIAL_PREFIX}{int(trial):04d}")
+    if metric and value is not None:
+        parts.append(f"{safe_name(metric)}-{value:.4f}")
+    parts.append((when or dt.datetime.now()).strftime("%Y%m%d-%H%M%S"))
+    return "_".join(parts) + "." + ext.lstrip(".")
+
+
+# --------------------------------------------------------------------------- trial files
+
+
+def save_result(result: TrialResult, folder: Path) -> Path:
+    """Write ``result.json`` into a trial folder (creating it) and point ``result.result_path`` at it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RESULT_FILE
+    result.result_path = str(path)
+    path.write_text(result.to_json(indent=2))
+    return path
+
+
+def load_result(folder: Path) -> TrialResult | None:
+    """The ``result.json`` of a trial folder, or None when absent or unreadable."""
+    path = Path(folder) / RESULT_FILE
+    try:
+        return TrialResult.from_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def model_path(result: TrialResult | None) -> Path | None:
+    """The trial's model file if it still exists (keep-best-k may have removed it)."""
+    if result is None or not result.model_path:
+        return None
+    path = Path(result.model_path)
+    return path if path.is_file() else None
+
+
+def prune_models(study_dir: Path, keep: Iterable[int]) -> list[Path]:
+    """Delete the ``model.keras`` of every trial folder whose number is not in ``keep``.
+
+    ``result.json`` and everything else stay, so a trial's record and reproduction
+    config survive; only the large model files go.
+
+    Args:
+        study_dir: ``runs/<study>/``.
+        keep: trial numbers whose models stay (the best k, plus trials still running).
+
+    Returns:
+        The model files deleted.
+    """
+    keep = set(keep)
+    removed: list[Path] = []
+    folder = Path(study_dir)
+    if not folder.is_dir():
+        return removed
+    for sub in sorted(folder.iterdir()):
+        number = trial_number_of(sub)
+        if number is None or number in keep or not sub.is_dir():
+            continue
+        model = sub / MODEL_FILE
+        if model.exists():
+            try:
+                model.unlink()
+                removed.append(model)
+            except OSError as exc:  # a file held open elsewhere (Windows) is tried again next time
+                log.warning("could not remove %s: %s", model, exc)
+    if removed:
+        log.info("keep-best-k: removed %d model file(s) from %s", len(removed), folder)
+    return removed
+
+
+def best_numbers(records: Sequence["TrialRecord"], config: StudyConfig, k: int) -> list[int]:
+    """Numbers of the best ``k`` complete trials under the study's mode (validation-based)."""
+    scored = [(r.objective(config), r.number) for r in records]
+    scored = [(v, n) for v, n in scored if v is not None]
+    scored.sort(key=lambda vn: (-vn[0], vn[1]))
+    return [n for _, n in scored[:k]]
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def reproduce_config(record: "TrialRecord") -> dict[str, Any]:
+    """The TrialSpec (as a dict) that retrains this trial: ``python -m core trial --spec FILE``.
+
+    It is the spec the trial ran with, seeds included, with the artifacts folder cleared
+    and the study renamed ``<study>-reproduce`` so a rerun never overwrites the original.
+    """
+    from core.config import TrialSpec
+
+    if record.spec:
+        spec = TrialSpec.from_dict(dict(record.spec))
+    else:  # a trial recorded without its spec (foreign or very old): rebuild from what is known
+        dataset = record.result.dataset if record.result else ""
+        spec = TrialSpec(dataset=dataset, params=dict(record.params), trial_number=record.number)
+    spec.artifacts_dir = None
+    spec.study = f"{spec.study}-reproduce"
+    return spec.to_dict()
+
+
+def _short(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = None) -> "pd.DataFrame":
+    """One row per trial, for the UI's table, the CLI's summary and CSV export.
+
+    Columns: number, state, objective (under the study's mode), val_accuracy,
+    test_accuracy, health_score, the six health metrics, param_count, epochs_run,
+    duration_s, executor, host, error, model_path, then one ``param_<name>`` column
+    per hyperparameter.
+    """
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        res = r.result
+        row: dict[str, Any] = {
+            "number": r.number,
+            "state": r.state,
+            "objective": r.objective(config) if config is not None else (r.values[0] if r.values else None),
+            "val_accuracy": r.val_accuracy,
+            "test_accuracy": r.test_accuracy,
+            "health_score": r.health_score,
+        }
+        for key in HEALTH_KEYS:
+            row[key] = (res.health or {}).get(key) if res else None
+        row.update(
+            {
+                "param_count": r.param_count,
+                "epochs_run": res.epochs_run if res else (max(r.intermediate) if r.intermediate else None),
+                "duration_s": round(r.duration_s, 2) if r.duration_s is not None else None,
+                "executor": r.executor or (res.executor if res else ""),
+                "host": r.host or (res.host if res else ""),
+                "error": r.error or (res.error if res else None),
+                "model_path": str(model_path(res)) if model_path(res) else None,
+            }
+        )
+        for name, value in sorted(r.params.items()):
+            row[f"param_{name}"] = _short(value)
+        rows.append(row)
+    columns = ["number", "state", "objective", "val_accuracy", "test_accuracy", "health_score", *HEALTH_KEYS,
+               "param_count", "epochs_run", "duration_s", "executor", "host", "error", "model_path"]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    return df[columns + sorted(c for c in df.columns if c.startswith("param_"))]
+
+
+def study_json(name: str, records: Sequence["TrialRecord"], config: StudyConfig | None, extra: dict[str, Any] | None = None) -> str:
+    """The whole study as one JSON document: config, and every trial's params, values, result and spec."""
+    doc = {
+        "study": name,
+        "exported": dt.datetime.now().isoformat(timespec="seconds"),
+        "config": config.to_dict() if config else None,
+        **(extra or {}),
+        "trials": [
+            {
+                "number": r.number,
+                "state": r.state,
+                "params": r.params,
+                "values": r.values,
+                "start": r.start.isoformat() if r.start else None,
+                "complete": r.complete.isoformat() if r.complete else None,
+                "intermediate": {str(k): v for k, v in sorted(r.intermediate.items())},
+                "error": r.error,
+                "result": r.result.to_dict() if r.result else None,
+                "spec": r.spec,
+            }
+            for r in records
+        ],
+    }
+    return to_json(doc, indent=2)
+
+
+def export_study(
+    name: str,
+    out_dir: Path,
+    *,
+    storage_url: str | None = None,
+    when: dt.datetime | None = None,
+) -> dict[str, Path]:
+    """Write a study's CSV table, JSON document, best model and its reproduction spec into ``out_dir``.
+
+    Returns:
+        ``{"csv": ..., "json": ..., "model": ..., "config": ...}`` (model/config only when a best
+        trial with a kept model exists).
+    """
+    from core.records import best_record, load_records, load_study, study_config
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    when = when or dt.datetime.now()
+    study = load_study(name, storage_url)
+    config = study_config(study)
+    records = load_records(name, storage_url)
+    written: dict[str, Path] = {}
+
+    csv_path = out / artifact_name(name, "trials", "csv", when=when)
+    study_table(records, config).to_csv(csv_path, index=False)
+    written["csv"] = csv_path
+
+    json_path = out / artifact_name(name, "study", "json", when=when)
+    json_path.write_text(study_json(name, records, config, {"user_attrs": study.user_attrs}))
+    written["json"] = json_path
+
+    best = best_record(records, config) if config else None
+    if best is not None:
+        cfg_path = out / artifact_name(name, "config", "json", trial=best.number, when=when)
+        cfg_path.write_text(json.dumps(reproduce_config(best), indent=2))
+        written["config"] = cfg_path
+        src = model_path(best.result)
+        if src is not None:
+            dst = out / artifact_name(name, "model", "keras", trial=best.number, metric="val-acc",
+                                      value=best.val_accuracy, when=when)
+            shutil.copy2(src, dst)
+            written["model"] = dst
+    log.info("exported study %s to %s: %s", name, out, ", ".join(p.name for p in written.values()))
+    return written

@@ -1,0 +1,135 @@
+"""``python -m core``: trial, optimize, list, show, export, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import parse_params, parse_ranges, parse_value
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--param", "conv_blocks=1", "--param", "filters=8", "--param", "dense_units=16", "--param", "batch_norm=false",
+        "--param", "batch_size=32", "--param", "dropout=0"]
+
+
+def _core(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HPO_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_trial_command_prints_a_readable_result(tmp_path):
+    proc = _core("trial", "--dataset", "digits", "--epochs", "2", "--max-samples", "300", "--param",
+                 "learning_rate=0.01", *TINY, home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "COMPLETE" in out and "validation accuracy" in out and "test accuracy" in out
+    for metric in ("neuron_utilization", "parameter_efficiency", "training_stability", "gradient_health",
+                   "convergence_quality", "accuracy_consistency"):
+        assert metric in out
+    assert "filters=8" in out and "epochs=2" in out
+    model = Path(out.split("Model:")[1].split()[0])
+    assert model.is_file() and model.is_relative_to(tmp_path)
+    assert "epoch 2/2" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "logs" / "hpo.log").exists()
+
+
+@pytest.mark.slow
+def test_optimize_list_show_export_and_reproduce(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    proc = _core("optimize", "--dataset", "digits", "--trials", "2", "--epochs", "2", "--workers", "1", "--name", "cli",
+                 "--storage", url, "--max-samples", "300", "--tune", "learning_rate", "--range",
+                 "learning_rate=0.005:0.03", *TINY, home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Study cli: 2 trials (2 complete)" in proc.stdout
+    assert "val acc" in proc.stdout and "test acc" in proc.stdout and "learning_rate=" in proc.stdout
+    assert "Status: finished" in proc.stdout
+    assert "2/2" in proc.stderr  # the progress bar got to the end
+
+    listed = _core("list", "--storage", url, home=tmp_path)
+    assert listed.returncode == 0 and "cli" in listed.stdout and "finished" in listed.stdout
+    shown = _core("show", "cli", "--storage", url, home=tmp_path)
+    assert shown.returncode == 0 and "2 complete" in shown.stdout
+
+    out = tmp_path / "export"
+    exported = _core("export", "cli", "--out", str(out), "--storage", url, home=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert any(f.endswith(".csv") for f in files) and any(f.endswith(".keras") for f in files)
+    doc = json.loads(next(out.glob("cli_study_*.json")).read_text())
+    assert len(doc["trials"]) == 2 and doc["config"]["name"] == "cli"
+
+    assert next(out.glob("cli_config_trial-*.json")).is_file()  # retraining from it: test_study.py
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["optimize", "--trials", "0", "--name", "x"], "n_trials"),
+        (["optimize", "--dataset", "nope", "--name", "x"], "nope"),
+        (["optimize", "--tune", "wings", "--name", "x"], "wings"),
+        (["optimize", "--mode", "pareto", "--pruner", "median", "--name", "x"], "pruner"),
+        (["optimize", "--param", "filters", "--name", "x"], "--param"),
+        (["trial", "--param", "wings=2"], "wings"),
+        (["trial", "--epochs", "0"], "epochs"),
+        (["resume", "never-made"], "never-made"),
+        (["export", "never-made", "--out", "x"], "never-made"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(args, message, tmp_path):
+    proc = _core(*args, home=tmp_path, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_value_parsing():
+    assert parse_value("3") == 3 and parse_value("0.01") == 0.01 and parse_value("True") is True
+    assert parse_value("elu") == "elu"
+    assert parse_params(["filters=8", "activation=elu", "batch_norm=false"]) == {
+        "filters": 8, "activation": "elu", "batch_norm": False}
+    assert parse_ranges(["filters=8:32", "pooling=max|avg"]) == {
+        "filters": {"low": 8, "high": 32}, "pooling": {"choices": ["max", "avg"]}}
+
+
+def test_setup_logging_is_idempotent_and_writes_the_entry(tmp_path):
+    import logging
+
+    from core.config import Settings
+    from core.logs import setup_logging
+
+    settings = Settings(home=tmp_path)
+    try:
+        setup_logging("cli", settings=settings)
+        logger = setup_logging("cli", settings=settings)
+        ours = [h for h in logger.handlers if getattr(h, "_hpo_handler", False)]
+        assert len(ours) == 2  # one file, one console: a second call replaced, not stacked
+        logging.getLogger("hpo.test").info("hello from the test")
+        for h in ours:
+            h.flush()
+        text = (tmp_path / "logs" / "hpo.log").read_text()
+        assert "hello from the test" in text and f"[cli:{os.getpid()}]" in text
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+        assert logging.getLogger("tensorflow").level == logging.ERROR
+    finally:
+        for name in ("hpo", "optuna"):
+            lg = logging.getLogger(name)
+            for h in [h for h in lg.handlers if getattr(h, "_hpo_handler", False)]:
+                lg.removeHandler(h)
+                h.close()
+
+
+def test_core_never_imports_streamlit_or_tensorflow_for_the_cli_parser(tmp_path):
+    code = "import sys, core.cli, core.study, core.executors.local, core.artifacts, core.logs; " \
+           "core.logs.setup_logging('cli'); " \
+           "print('streamlit' in sys.modules, 'tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "HPO_HOME": str(tmp_path)})
+    assert out.stdout.split() == ["False", "False"], out.stderr
