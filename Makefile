@@ -7,7 +7,7 @@ PORT ?= 8501
 
 .PHONY: run test test-fast install install-dev bench clean-runs
 
-$(BIN)/.installed: requirements.txt
+$(BIN)/.installed: requirements.txt requirements-base.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt

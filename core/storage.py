@@ -23,13 +23,15 @@ ATTR_STATUS = "status"  # "running" | "stopping" | "stopped" | "finished" | "can
 ATTR_HEARTBEAT = "runner_heartbeat"  # unix time the runner last said it is alive
 ATTR_NOTE = "note"  # a message for the user (e.g. "RunPod unreachable: running locally")
 ATTR_CREATED = "created"  # unix time
+ATTR_WORKER_PREFIX = "worker:"  # "worker:<runner id>" -> {"host", "pid", "beat", "workers", "status", "joined"}, one per runner
 
 # Trial user attributes (flat keys are for optuna-dashboard's table; "result" is the whole record)
 T_RESULT = "result"  # TrialResult.to_dict()
 T_PROGRESS = "progress"  # {"epoch", "epochs", "logs", "time"} while running
 T_SPEC = "spec"  # TrialSpec.to_dict(): the configuration that reproduces the trial
 T_EXECUTOR = "executor"
-T_HOST = "host"
+T_HOST = "host"  # the machine that ran the trial (set on ask by the runner's host, replaced by the result's)
+T_RUNNER = "runner_id"  # "<host>:<pid>:<random>" of the runner that asked the trial (several runners may share a study)
 T_ERROR = "error"
 T_TEST_ACCURACY = "test_accuracy"
 T_HEALTH = "health_score"
@@ -83,12 +85,22 @@ def _open(url: str):
             engine_kwargs = {"pool_pre_ping": True}
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         if url.startswith("sqlite"):
-            with storage.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-                conn.commit()
+            # WAL: readers never block the writing runner. synchronous=NORMAL: in WAL mode a
+            # commit survives a killed process (only a power cut can lose the last ones) and
+            # costs a third of FULL's (0.08 vs 0.24 s per trial of ask + 12 attributes + tell,
+            # measured here) — the runner's own work per trial is what limits parallel throughput.
+            sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+            storage.engine.dispose()  # the connection used to create the tables predates the listener
         return storage
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError, ValueError) as exc:
         raise ConfigError(f"storage: cannot open {redact(url)}: {exc}. Check the URL and that the database is running.") from exc
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
 
 
 def redact(url: str) -> str:

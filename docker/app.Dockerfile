@@ -15,7 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 # Same install step as `make install` and CI: one requirements file.
-COPY requirements.txt .
+COPY requirements.txt requirements-base.txt ./
 RUN pip install -r requirements.txt
 
 COPY streamlit_app.py ./

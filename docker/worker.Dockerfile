@@ -19,9 +19,9 @@ WORKDIR /app
 # The base image already ships TensorFlow built for CUDA.  requirements.txt pins
 # tensorflow-cpu (for CPU machines), which would replace it, and the UI stack (Streamlit,
 # PyVista/VTK) that a worker never imports; so install only the worker's packages, at the
-# versions requirements.txt pins (one place for versions).
-COPY requirements.txt .
-RUN grep -E '^(keras|optuna|numpy|scikit-learn|pillow|runpod|requests)([=<>!~ ]|$)' requirements.txt > /tmp/worker-requirements.txt \
+# versions requirements-base.txt pins (one place for versions).
+COPY requirements-base.txt .
+RUN grep -E '^(keras|optuna|numpy|scikit-learn|pillow|runpod|requests)([=<>!~ ]|$)' requirements-base.txt > /tmp/worker-requirements.txt \
     && pip install --no-cache-dir -r /tmp/worker-requirements.txt \
     && rm /tmp/worker-requirements.txt
 
