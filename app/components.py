@@ -175,6 +175,24 @@ def render_study_picker(summaries: Sequence[StudySummary], key: str, label: str 
     return chosen
 
 
+def pick_study(key: str) -> StudySummary | None:
+    """render_study_picker over every study; the chosen study's summary, or None when there is none."""
+    summaries = state.list_studies()
+    name = render_study_picker(summaries, key=key)
+    if name is None:
+        return None
+    return next(s for s in summaries if s.name == name)
+
+
+def read_records_or_note(name: str) -> list[TrialRecord] | None:
+    """Every trial of study ``name`` (state.read_records), or None after a note that it is still being created."""
+    try:
+        return state.read_records(name)
+    except KeyError:
+        st.info(f"Study {name} is being created…")
+        return None
+
+
 def render_runner_controls(name: str, running: bool, key: str) -> None:
     """Stop / cancel for a study this process runs (another process's runner is stopped there)."""
     if not running:

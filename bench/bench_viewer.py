@@ -27,43 +27,23 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCENE_IFRAME = ".st-key-viewer-scene iframe"
+from tests.e2e.apprun import (SCENE_IFRAME, SCENE_READY_JS, WEBGL_ARGS, free_port, launch_chromium,  # noqa: E402
+                              not_blank, pixels, scene_frame, start_app, stop_app)
+
 STUDY = "bench-viewer"
 TARGET_S = 3.0
-
-# Inside the scene iframe: true once the synchronised renderer (the last one) has actors and every
-# actor's mapper has its points, i.e. the whole .vtksz scene is decoded and has been rendered.
-SCENE_READY_JS = """() => {
-  const rw = (window.global || {}).renderWindow;
-  if (!rw) return false;
-  const renderers = rw.getRenderers();
-  const r = renderers[renderers.length - 1];
-  if (!r) return false;
-  const actors = r.getActors();
-  return actors.length > 0 && actors.every(a => {
-    const d = a.getMapper() && a.getMapper().getInputData();
-    return d && d.getNumberOfPoints() > 0;
-  });
-}"""
 
 _LAYOUT_CHILD = """
 import json, os, sys
@@ -131,52 +111,6 @@ def _scene_page_html(layout: dict) -> str:
         pl.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("HPO_STORAGE", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=open(home / "streamlit.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError((home / "streamlit.log").read_text()[-2000:])
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _not_blank(png: bytes) -> bool:
-    import numpy as np
-    from PIL import Image
-
-    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
-    return a.std() > 8 and len(np.unique(a.reshape(-1, 3), axis=0)) > 64
-
-
 def open_viewer(browser, url: str, colour: str | None = None) -> dict[str, float]:
     """Seconds from navigation to the page heading, the scene document and the drawn scene (fresh tab).
 
@@ -197,17 +131,15 @@ def open_viewer(browser, url: str, colour: str | None = None) -> dict[str, float
     page.goto(f"{url}/viewer")
     page.locator("h1").first.wait_for()
     marks["heading"] = time.perf_counter() - t0
-    frame = _scene_frame(page)
-    frame.wait_for_function(SCENE_READY_JS, polling="raf")
+    scene_frame(page)
     if colour is not None:
         marks.clear()
         t0 = time.perf_counter()
         with page.expect_event("framenavigated", predicate=lambda f: f.url == "about:srcdoc"):
             page.get_by_text(colour, exact=True).click()
-        frame = _scene_frame(page)
-        frame.wait_for_function(SCENE_READY_JS, polling="raf")
+        scene_frame(page)
     marks["drawn"] = time.perf_counter() - t0
-    if not _not_blank(page.locator(SCENE_IFRAME).screenshot()):
+    if not not_blank(pixels(page.locator(SCENE_IFRAME).screenshot())):
         raise AssertionError("the canvas is blank after the scene reported ready")
     context.close()
     return marks
@@ -236,13 +168,6 @@ def open_scene_file(browser, path: Path) -> float:
     return seconds
 
 
-def _scene_frame(page):
-    handle = page.wait_for_selector(SCENE_IFRAME, state="attached")
-    frame = handle.content_frame()
-    assert frame is not None
-    return frame
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="warm visits to time (median)")
@@ -261,11 +186,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
         home = Path(tmp)
         trial = write_study(home, layout)
-        proc = start_app(home, port := _free_port())
+        proc = start_app(home, port := free_port())
         url = f"http://127.0.0.1:{port}"
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                browser = launch_chromium(p, WEBGL_ARGS)
                 cold = open_viewer(browser, url)
                 warm = [open_viewer(browser, url) for _ in range(args.repeat)]
                 plain = [open_plain(browser, url, "learn") for _ in range(args.repeat)]

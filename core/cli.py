@@ -1,4 +1,4 @@
-"""Command line: ``python -m core trial | optimize | resume | list | show | export``.
+"""Command line: ``python -m core trial | optimize | resume | worker | list | show | export``.
 
 Every command sets up logging first.  A setting the user can fix (ConfigError) ends the
 command with one line on stderr and exit code 2, never a traceback; a study that
@@ -284,6 +284,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _finish(runner, status)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from core.study import StudyRunner
+
+    runner = StudyRunner.attach(args.study, args.storage, workers=args.workers, n_trials=args.trials)
+    runner.start()
+    cfg = runner.config
+    print(f"Joined {cfg.name} as {runner.runner_id} with {cfg.workers} {cfg.executor} worker(s); "
+          f"{runner._counted_at_start} of {cfg.n_trials or 'unlimited'} trials done", file=sys.stderr)
+    left = None if cfg.n_trials is None else max(0, cfg.n_trials - runner._counted_at_start)
+    status = _run_with_progress(runner, left, not args.no_progress)
+    print(f"Runner {runner.runner_id}: {status}; this runner asked {runner.counts.asked} trial(s) "
+          f"({runner.counts.complete} complete, {runner.counts.pruned} pruned, {runner.counts.failed} failed)")
+    if runner.error is not None:
+        print(f"error: the runner crashed: {type(runner.error).__name__}: {runner.error} (traceback in logs/hpo.log)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from core.records import list_studies
 
@@ -372,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_resume)
+
+    w = sub.add_parser("worker", help="join a running study from this machine (shared storage, e.g. PostgreSQL)")
+    w.add_argument("--study", required=True, help="the study to join")
+    w.add_argument("--storage", help="the study's storage URL (e.g. postgresql://user:pw@host/db)")
+    w.add_argument("--workers", type=int, default=None, help="local trial processes (default: the study's)")
+    w.add_argument("--trials", type=int, default=None, help="override the study's total trial budget for this runner")
+    w.add_argument("--no-progress", action="store_true")
+    w.set_defaults(func=cmd_worker)
 
     ls = sub.add_parser("list", help="list the studies in a storage")
     ls.add_argument("--storage")

@@ -14,13 +14,26 @@ Study attributes written: ``config`` (the StudyConfig, so ``resume`` needs nothi
 ``runner_heartbeat`` (refreshed every ``HEARTBEAT_S``) and ``runner`` (host and pid, so a
 dead runner on this host is recognised at once).  Optuna's own heartbeat does not cover
 ask/tell, so trials left RUNNING by a dead runner are swept by :func:`sweep_stale`.
+
+Several runners on one study (Optuna's distributed mode, PostgreSQL across machines):
+the owner (``optimize`` / ``resume``) is joined by runners made with
+``StudyRunner.attach`` (``python -m core worker``), each with its own executor.  Every
+runner has an id ``host:pid:random``, stamps it on the trials it asks (``runner_id``,
+with ``host``), and refreshes its own study attribute ``worker:<id>`` with each
+heartbeat.  A joining runner never touches ``status`` / ``runner``; all runners share
+the ``n_trials`` budget by counting the trials in the storage just before each ask (two
+runners racing for the last slot may overshoot by at most runners-1 trials).  A RUNNING
+trial is swept only when the runner that asked it is dead (same host: its pid is gone;
+another host: its beat is older than ``STALE_AFTER_S``).
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import os
+import secrets
 import socket
 import threading
 import time
@@ -45,6 +58,7 @@ HEARTBEAT_S = 2.0  # how often the runner refreshes ATTR_HEARTBEAT
 STALE_AFTER_S = 30.0  # a heartbeat older than this means the runner is gone (matches records.StudySummary.alive)
 POLL_S = 0.5  # longest wait for executor events; bounds how fast stop/cancel are noticed
 CANCEL_GRACE_S = 5.0  # on cancel, how long running trials get to report what they have before being cut off
+SWEEP_EVERY_S = 10.0  # how often a running runner sweeps trials of dead fellow runners
 
 RUNNING_STATES = ("running", "stopping")
 TrialEndCallback = Callable[[int, str, TrialResult], None]
@@ -199,6 +213,43 @@ def runner_alive(study: Any, *, stale_after: float = STALE_AFTER_S, storage_url:
     return fresh
 
 
+def new_runner_id() -> str:
+    """``host:pid:random``: unique per runner, and says where to look for its process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _active_runner_ids() -> set[str]:
+    with _ACTIVE_LOCK:
+        return {r.runner_id for r in _ACTIVE.values()}
+
+
+def runner_id_alive(study_attrs: dict[str, Any], runner_id: str, *, stale_after: float = STALE_AFTER_S,
+                    active_ids: set[str] | None = None) -> bool:
+    """Whether the runner ``runner_id`` (a trial's ``runner_id``) is alive.
+
+    In this process: while it is registered.  Same host: its pid exists.  Another host:
+    its ``worker:<id>`` beat is younger than ``stale_after``.
+    """
+    active = _active_runner_ids() if active_ids is None else active_ids
+    if runner_id in active:
+        return True
+    host, _, rest = runner_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        pid = int(pid_text)
+        return pid != os.getpid() and _pid_alive(pid)
+    info = study_attrs.get(S.ATTR_WORKER_PREFIX + runner_id) or {}
+    beat = info.get("beat")
+    return beat is not None and info.get("status") in (None, *RUNNING_STATES) and time.time() - float(beat) < stale_after
+
+
+def _just_asked(t: Any, within_s: float = 10.0) -> bool:
+    # ask and the runner_id stamp are separate writes: an unstamped trial this young may
+    # belong to a live runner that has not stamped it yet (a later sweep still catches it)
+    start = t.datetime_start
+    return start is not None and (datetime.datetime.now() - start).total_seconds() < within_s
+
+
 def _set_trial_attr(study: Any, frozen: Any, key: str, value: Any) -> None:
     # A FrozenTrial has no setter; write through the storage as Optuna's own stale-trial sweep does.
     study._storage.set_trial_user_attr(frozen._trial_id, key, value)
@@ -208,14 +259,30 @@ def sweep_stale(study: Any, *, storage_url: str | None = None, stale_after: floa
                 force: bool = False) -> list[int]:
     """End the RUNNING trials a dead runner left behind; return their numbers.
 
-    Does nothing while a runner is alive (unless ``force``).  A trial whose worker had
+    A trial stamped with a ``runner_id`` is swept when that runner is dead (see
+    :func:`runner_id_alive`), whoever else is alive and even with ``force``.  An unstamped
+    trial (older studies) is swept only when no runner is alive (or ``force``).  A trial whose worker had
     already written a complete ``result.json`` is recovered as COMPLETE (no finished
     work is lost); the others become FAIL with the reason in ``error`` and
     ``interrupted=True`` (so they do not count against the trial budget on resume).
     """
     from optuna.trial import TrialState
 
-    if not force and runner_alive(study, stale_after=stale_after, storage_url=storage_url):
+    candidates = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    if not candidates:
+        return []
+    owner_alive = not force and runner_alive(study, stale_after=stale_after, storage_url=storage_url)
+    attrs = study.user_attrs
+    active = _active_runner_ids()
+    stale = []
+    for t in candidates:
+        rid = t.user_attrs.get(S.T_RUNNER)
+        if rid:
+            if not runner_id_alive(attrs, rid, stale_after=stale_after, active_ids=active):
+                stale.append(t)
+        elif not owner_alive and not _just_asked(t):
+            stale.append(t)
+    if not stale:
         return []
     config = None
     raw = study.user_attrs.get(S.ATTR_CONFIG)
@@ -225,7 +292,7 @@ def sweep_stale(study: Any, *, storage_url: str | None = None, stale_after: floa
         except ConfigError:
             config = None
     swept = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    for t in stale:
         recovered = _recover_from_disk(study, t, config)
         if recovered:
             swept.append(t.number)
@@ -350,6 +417,7 @@ class StudyRunner:
         on_trial_end: TrialEndCallback | None = None,
         api_key: str | None = None,
         _resume: bool = False,
+        _join: bool = False,
     ) -> None:
         self.config = config
         self._api_key = api_key  # RunPod key (from st.secrets or the environment); never stored or logged
@@ -358,7 +426,9 @@ class StudyRunner:
         self._own_executor = executor is None
         self._sampler, self._pruner = sampler, pruner
         self._on_trial_end = on_trial_end
-        self._resume = _resume
+        self._resume = _resume or _join
+        self._join = _join  # a fellow runner on a study someone else owns (python -m core worker)
+        self.runner_id = new_runner_id()
         self._stop = threading.Event()
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -371,6 +441,9 @@ class StudyRunner:
         self._counted_at_start = 0
         self._started_at = 0.0
         self._last_beat = 0.0
+        self._last_sweep = 0.0
+        self._joined_at = 0.0
+        self._global_count: tuple[float, int] = (0.0, 0)  # (when, trials counted in the storage)
         self.counts = RunCounts()
 
     # ------------------------------------------------------------------ construction helpers
@@ -386,6 +459,7 @@ class StudyRunner:
         workers: int | None = None,
         executor: Executor | None = None,
         settings: Settings | None = None,
+        join: bool = False,
         **kwargs: Any,
     ) -> "StudyRunner":
         """A runner that continues study ``name`` with the configuration stored in it.
@@ -396,6 +470,8 @@ class StudyRunner:
             n_trials, timeout_s, workers: optional new budget / parallelism (stored back
                 into the study's config on start).
             executor, settings, kwargs: as for the constructor.
+            join: join the runners already on the study instead of taking it over (see
+                :meth:`attach`).
 
         Raises:
             ConfigError: no such study, or it was not made by HPO Studio.
@@ -414,7 +490,33 @@ class StudyRunner:
             config.timeout_s = timeout_s
         if workers is not None:
             config.workers = workers
-        return cls(config, executor=executor, settings=settings, _resume=True, **kwargs)
+        return cls(config, executor=executor, settings=settings, _resume=True, _join=join, **kwargs)
+
+    @classmethod
+    def attach(
+        cls,
+        name: str,
+        storage_url: str | None = None,
+        *,
+        workers: int | None = None,
+        n_trials: int | None = None,
+        executor: Executor | None = None,
+        settings: Settings | None = None,
+        **kwargs: Any,
+    ) -> "StudyRunner":
+        """A runner that joins study ``name`` beside its owner (``python -m core worker``).
+
+        It runs trials on its own executor (``workers`` local processes by default),
+        shares the study's ``n_trials`` budget with every other runner (``n_trials`` here
+        only overrides it for this runner), does not need the owner to be gone, and never
+        writes the study's ``status`` or ``runner``.  Its liveness is its own
+        ``worker:<runner id>`` attribute.
+
+        Raises:
+            ConfigError: no such study, or it was not made by HPO Studio.
+        """
+        return cls.resume(name, storage_url, n_trials=n_trials, workers=workers, executor=executor,
+                          settings=settings, join=True, **kwargs)
 
     # ------------------------------------------------------------------ public state
 
@@ -530,6 +632,23 @@ class StudyRunner:
             raise
 
     def _open_study(self, cfg: StudyConfig) -> None:
+        if self._join:
+            probe = load_study(cfg.name, self._url, settings=self.settings)
+            swept = sweep_stale(probe, storage_url=self._url)  # only trials of dead runners
+            n_before = len(probe.get_trials(deepcopy=False))
+            # a seed of its own, so two runners' random draws differ
+            sampler = self._sampler or make_sampler(cfg, seed_offset=n_before + secrets.randbelow(1 << 20))
+            study = load_study(cfg.name, self._url, settings=self.settings, sampler=sampler,
+                               pruner=self._pruner or make_pruner(cfg))
+            log.info("joining study %s as %s (%d trials so far, %d swept)", cfg.name, self.runner_id, n_before,
+                     len(swept))
+            self._study = study
+            self._counted_at_start = _budget_count(study)
+            self._started_at = time.time()
+            self._joined_at = self._started_at
+            self._set_status("running")
+            self._beat(force=True)
+            return
         if self._resume:
             probe = load_study(cfg.name, self._url, settings=self.settings)
             if runner_alive(probe, storage_url=self._url, ignore=self):
@@ -550,7 +669,9 @@ class StudyRunner:
         self._study = study
         self._counted_at_start = _budget_count(study)
         self._started_at = time.time()
-        study.set_user_attr(ATTR_RUNNER, {"host": socket.gethostname(), "pid": os.getpid(), "started": self._started_at})
+        study.set_user_attr(ATTR_RUNNER, {"host": socket.gethostname(), "pid": os.getpid(), "started": self._started_at,
+                                           "id": self.runner_id})
+        self._joined_at = self._started_at
         self._set_status("running")
         self._beat(force=True)
 
@@ -603,7 +724,14 @@ class StudyRunner:
                     self._set_status("stopping")
             else:
                 self._fill(ex)
+            self._sweep_fellows()
             if not self._pending and (self._stop.is_set() or not self._budget_left()):
+                if not self._stop.is_set() and not self._join and self._fellows_running():
+                    # the owner says "finished" only once the other runners' trials are told
+                    for event in ex.events(timeout=POLL_S):
+                        if isinstance(event, DoneEvent):
+                            self._on_done(event)
+                    continue
                 self._set_status("stopped" if self._stop.is_set() else "finished")
                 return
             # (no trial of ours but budget left: a shared executor is still finishing someone
@@ -614,20 +742,51 @@ class StudyRunner:
                 elif isinstance(event, DoneEvent):
                     self._on_done(event)
 
-    def _budget_left(self) -> bool:
+    def _budget_left(self, fresh: bool = False) -> bool:
+        """Time and trials left.  Trials are counted in the storage (every runner's), at most
+        once per heartbeat unless ``fresh`` (just before an ask)."""
         cfg = self.config
         if cfg.timeout_s is not None and time.time() - self._started_at >= float(cfg.timeout_s):
             return False
-        if cfg.n_trials is not None and self._counted_at_start + self.counts.asked >= cfg.n_trials:
-            return False
-        return True
+        if cfg.n_trials is None:
+            return True
+        if self._counted_at_start + self.counts.asked >= cfg.n_trials:
+            return False  # a lower bound of the count in the storage: no need to read it
+        when, count = self._global_count
+        if fresh or time.time() - when >= HEARTBEAT_S:
+            count = _budget_count(self._study, running=True)
+            self._global_count = (time.time(), count)
+        return count < cfg.n_trials
+
+    def _sweep_fellows(self) -> None:
+        """End the RUNNING trials of fellow runners that died (every ``SWEEP_EVERY_S``)."""
+        now = time.time()
+        if now - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._last_sweep = now
+        swept = self._safe(sweep_stale, self._study, storage_url=self._url)
+        if swept:
+            self._global_count = (0.0, 0)
+
+    def _fellows_running(self) -> bool:
+        """Whether another live runner still has a RUNNING trial in this study (swept first when dead)."""
+        from optuna.trial import TrialState
+
+        self._last_sweep = 0.0
+        self._sweep_fellows()
+        self._beat()
+        running = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return any(t.user_attrs.get(S.T_RUNNER) not in (None, self.runner_id) for t in running)
 
     def _fill(self, ex: Executor) -> None:
         from core.search_space import suggest
 
         cfg = self.config
-        while ex.free_slots > 0 and self._budget_left() and not self._stop.is_set():
+        while ex.free_slots > 0 and self._budget_left(fresh=True) and not self._stop.is_set():
             trial = self._study.ask()
+            # who runs it first: a reader sees the machine from (almost) the moment the trial exists
+            trial.set_user_attr(S.T_RUNNER, self.runner_id)
+            trial.set_user_attr(S.T_HOST, socket.gethostname())  # the result's host replaces it (RunPod)
             params = suggest(trial, cfg.kind, cfg.tuned, cfg.ranges, cfg.fixed)
             spec = cfg.trial_spec(params, trial.number)
             spec.artifacts_dir = str(artifacts.trial_dir(cfg.name, trial.number, self.settings))
@@ -756,13 +915,24 @@ class StudyRunner:
     def _set_status(self, status: str) -> None:
         self._status = status
         if self._study is not None:
-            self._study.set_user_attr(S.ATTR_STATUS, status)
+            if not self._join:  # a joining runner never speaks for the study
+                self._study.set_user_attr(S.ATTR_STATUS, status)
+            self._write_worker(time.time())
 
     def _beat(self, force: bool = False) -> None:
         now = time.time()
         if force or now - self._last_beat >= HEARTBEAT_S:
-            self._study.set_user_attr(S.ATTR_HEARTBEAT, now)
+            if not self._join:
+                self._study.set_user_attr(S.ATTR_HEARTBEAT, now)
+            self._write_worker(now)
             self._last_beat = now
+
+    def _write_worker(self, now: float) -> None:
+        self._study.set_user_attr(S.ATTR_WORKER_PREFIX + self.runner_id, {
+            "host": socket.gethostname(), "pid": os.getpid(), "beat": now, "workers": self.config.workers,
+            "status": self._status, "joined": self._joined_at or now, "owner": not self._join,
+            "asked": self.counts.asked,
+        })
 
     @staticmethod
     def _safe(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -773,13 +943,16 @@ class StudyRunner:
             return None
 
 
-def _budget_count(study: Any) -> int:
-    """Trials that count against n_trials: finished on their own (cancelled/swept ones do not)."""
+def _budget_count(study: Any, running: bool = False) -> int:
+    """Trials that count against n_trials: finished on their own (cancelled/swept ones do not),
+    and with ``running`` the RUNNING / WAITING ones too (asked by any runner)."""
     from optuna.trial import TrialState
 
     n = 0
     for t in study.get_trials(deepcopy=False):
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            n += 1
+        elif running and t.state in (TrialState.RUNNING, TrialState.WAITING):
             n += 1
         elif t.state == TrialState.FAIL and not t.user_attrs.get(T_INTERRUPTED):
             n += 1

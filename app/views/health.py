@@ -172,15 +172,12 @@ def render_compare(candidates: list[TrialRecord], name: str, best: TrialRecord |
 
 def main() -> None:
     st.title("Model health")
-    summaries = state.list_studies()
-    name = C.render_study_picker(summaries, key="health-study")
-    if name is None:
+    summary = C.pick_study("health-study")
+    if summary is None:
         return
-    summary = next(s for s in summaries if s.name == name)
-    try:
-        records = state.read_records(name)
-    except KeyError:
-        st.info(f"Study {name} is being created…")
+    name = summary.name
+    records = C.read_records_or_note(name)
+    if records is None:
         return
     config = summary.config
     best = C.best_of(records, config)

@@ -32,10 +32,8 @@ SORTS = {
 def render_gallery(name: str, was_running: bool) -> None:
     """Everything that changes while the study runs (the fragment's body)."""
     summary = state.study_summary(name)
-    try:
-        records = state.read_records(name)
-    except KeyError:
-        st.info(f"Study {name} is being created…")
+    records = C.read_records_or_note(name)
+    if records is None:
         return
     running = state.is_running(name, summary)
     if was_running and not running:
@@ -91,11 +89,10 @@ def render_cards(visible: list[TrialRecord], name: str, config, best: TrialRecor
 def main() -> None:
     C.render_css()
     st.title("Trials")
-    summaries = state.list_studies()
-    name = C.render_study_picker(summaries, key="trials-study")
-    if name is None:
+    summary = C.pick_study("trials-study")
+    if summary is None:
         return
-    summary = next(s for s in summaries if s.name == name)
+    name = summary.name
     running = state.is_running(name, summary)
     cfg = summary.config
     if cfg is not None:

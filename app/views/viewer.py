@@ -35,7 +35,7 @@ from app import components as C
 from app import state
 from core import artifacts
 from core.architecture import ArchitectureVisualization, export_architecture_json, score_color
-from core.records import StudySummary, TrialRecord
+from core.records import TrialRecord
 from core.scene import COLOR_BY, export_filename
 
 SCENE_HEIGHT = 460  # px; the table beside it is at most as tall, so the two line up
@@ -496,15 +496,12 @@ def pick_trial(name: str, done: list[TrialRecord], best: TrialRecord | None) -> 
 
 def main() -> None:
     st.title("3D network viewer")
-    summaries: list[StudySummary] = state.list_studies()
-    name = C.render_study_picker(summaries, key="viewer-study")
-    if name is None:
+    summary = C.pick_study("viewer-study")
+    if summary is None:
         return
-    summary = next(s for s in summaries if s.name == name)
-    try:
-        records = state.read_records(name)
-    except KeyError:
-        st.info(f"Study {name} is being created…")
+    name = summary.name
+    records = C.read_records_or_note(name)
+    if records is None:
         return
     running = state.is_running(name, summary)
     best = C.best_of(records, summary.config)

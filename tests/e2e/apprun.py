@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -26,6 +27,24 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The 3D viewer's WebGL scene: these flags plus an explicit --headless, as the viewer's test and bench
+# have always launched it (DESIGN.md, "Learned here").
+WEBGL_ARGS = ["--headless"]
+SCENE_IFRAME = ".st-key-viewer-scene iframe"
+# Inside the scene iframe: true once the synchronised renderer (vtk.js's last) has actors and every
+# actor's mapper has its points, i.e. the whole .vtksz scene is decoded and has been rendered.
+SCENE_READY_JS = """() => {
+  const rw = (window.global || {}).renderWindow;
+  if (!rw) return false;
+  const renderers = rw.getRenderers();
+  const r = renderers[renderers.length - 1];
+  if (!r) return false;
+  const actors = r.getActors();
+  return actors.length > 0 && actors.every(a => {
+    const d = a.getMapper() && a.getMapper().getInputData();
+    return d && d.getNumberOfPoints() > 0;
+  });
+}"""
 
 
 def free_port() -> int:
@@ -70,10 +89,30 @@ def stop_app(proc: subprocess.Popen) -> None:
             pass
 
 
-def launch_chromium(playwright):
+def launch_chromium(playwright, extra_args: list[str] | tuple[str, ...] = ()):
+    """Headless Debian chromium with CHROMIUM_ARGS; ``extra_args`` (e.g. WEBGL_ARGS) go first."""
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} missing: apt-get install chromium (.ci/run does)")
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*extra_args, *CHROMIUM_ARGS])
+
+
+def scene_frame(page):
+    """The viewer's scene iframe's frame once vtk.js has loaded the whole scene.
+
+    Waiting for pixels alone is not enough: vtk.js draws before the scene has finished loading,
+    and a drag made then is undone when loading ends and the scene's camera is applied.
+    """
+    frame = page.wait_for_selector(SCENE_IFRAME, state="attached").content_frame()
+    assert frame is not None
+    frame.wait_for_function(SCENE_READY_JS, polling="raf")
+    return frame
+
+
+def pixels(png: bytes) -> np.ndarray:
+    """A PNG's RGB pixels as int16 (so differences between two pictures do not wrap)."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
 
 
 def not_blank(a: np.ndarray) -> bool:

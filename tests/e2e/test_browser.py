@@ -9,104 +9,41 @@ Run: ``.venv/bin/python -m pytest -m e2e tests/e2e``. Takes a minute or two on 2
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.e2e.apprun import free_port, not_blank, start_app, stop_app
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-# Flags measured to work for headless Debian chromium here (DESIGN.md, "Learned here"); Playwright
-# makes a fresh profile directory itself, which stands in for --user-data-dir.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STUDY = "e2e-digits"
 N_TRIALS = 3
 TRAIN_TIMEOUT_MS = 300_000  # 3 one-epoch trials, worker start included; ~30-60 s measured on 2 cores
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """A running app on a free port with a private HPO_HOME; stopped (with its workers) afterwards."""
     home = tmp_path_factory.mktemp("e2e_home")
-    port = _free_port()
-    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("HPO_STORAGE", None)
-    log = open(home / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the study's worker processes stop with it
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"streamlit did not start: {(home / 'streamlit.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield url
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    port = free_port()
+    proc = start_app(home, port)
+    yield f"http://127.0.0.1:{port}"
+    stop_app(proc)
 
 
 def _assert_not_blank(path: Path) -> None:
     from PIL import Image
 
-    img = Image.open(path).convert("RGB")
-    a = np.asarray(img)
+    a = np.asarray(Image.open(path).convert("RGB"))
     colours = len(np.unique(a.reshape(-1, 3), axis=0))
-    assert a.std() > 8 and colours > 64, f"{path.name} looks blank (std {a.std():.1f}, {colours} colours)"
+    assert not_blank(a), f"{path.name} looks blank (std {a.std():.1f}, {colours} colours)"
 
 
 def _shot(page, name: str, ready=None) -> Path:

@@ -9,120 +9,27 @@ Run: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_viewer_browser.py`` (~1.
 
 from __future__ import annotations
 
-import io
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, free_port, pixels, scene_frame, start_app, stop_app
+from tests.e2e.apprun import not_blank as drawn  # a WebGL canvas that has drawn the network
 from tests.test_app_viewer import make_real_study
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-# DESIGN.md, "Learned here": the flags that make Debian's chromium render WebGL headless here.
-# Playwright adds a fresh --user-data-dir (a new temporary profile) for every launch.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_EXTRA_ARGS = WEBGL_ARGS  # for conftest's browser fixture: the scene is WebGL
 VIEWER_PATH = "viewer"  # the router's st.Page(app/views/viewer.py): url_path defaults to the file's stem
-SCENE_IFRAME = ".st-key-viewer-scene iframe"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(home: Path, port: int) -> subprocess.Popen:
-    """``streamlit run streamlit_app.py`` with ``home`` as HPO_HOME; returns once it answers /health."""
-    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("HPO_STORAGE", None)
-    log = open(home / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            stop_app(proc)
-            raise RuntimeError(f"streamlit did not start: {(home / 'streamlit.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own process group: render children stop with it
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-
-
-def pixels(png: bytes) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
-
-
-def drawn(a: np.ndarray) -> bool:
-    """A WebGL canvas that has drawn the network: not one flat background colour."""
-    return a.std() > 8 and len(np.unique(a.reshape(-1, 3), axis=0)) > 64
-
-
-# Inside the scene iframe: the synchronised renderer (vtk.js's last) has its actors and every
-# actor's data, i.e. the whole scene is decoded and rendered (bench/bench_viewer.py uses the same test).
-SCENE_READY_JS = """() => {
-  const rw = (window.global || {}).renderWindow;
-  if (!rw) return false;
-  const renderers = rw.getRenderers();
-  const r = renderers[renderers.length - 1];
-  if (!r) return false;
-  const actors = r.getActors();
-  return actors.length > 0 && actors.every(a => {
-    const d = a.getMapper() && a.getMapper().getInputData();
-    return d && d.getNumberOfPoints() > 0;
-  });
-}"""
+# Inside the scene iframe: the active camera's position (vtk.js's last renderer).
 CAMERA_JS = """() => {
   const renderers = window.global.renderWindow.getRenderers();
   return renderers[renderers.length - 1].getActiveCamera().getPosition();
 }"""
-
-
-def scene_frame(page):
-    """The scene iframe's frame once vtk.js has loaded the whole scene.
-
-    Waiting for pixels alone is not enough: vtk.js draws before the scene has finished loading,
-    and a drag made then is undone when loading ends and the scene's camera is applied.
-    """
-    frame = page.wait_for_selector(SCENE_IFRAME, state="attached").content_frame()
-    assert frame is not None
-    frame.wait_for_function(SCENE_READY_JS, polling="raf")
-    return frame
 
 
 def canvas_pixels(page, timeout_s: float = 30) -> np.ndarray:
@@ -141,21 +48,10 @@ def canvas_pixels(page, timeout_s: float = 30) -> np.ndarray:
 def app_url(tmp_path_factory):
     home = tmp_path_factory.mktemp("viewer_e2e")
     make_real_study(home)
-    port = _free_port()
+    port = free_port()
     proc = start_app(home, port)
     yield f"http://127.0.0.1:{port}"
     stop_app(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_api.sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def test_scene_draws_rotates_and_exports_png(app_url, browser, tmp_path):
