@@ -173,7 +173,7 @@ def _config_from_args(args: argparse.Namespace) -> StudyConfig:
         ranges=parse_ranges(args.range),
         fixed=fixed,
         sampler=args.sampler or ("nsga2" if args.mode == "pareto" else "tpe"),
-        pruner=args.pruner or ("none" if args.mode == "pareto" else "median"),
+        pruner=args.pruner or ("none" if args.mode == "pareto" else "successive_halving"),
         seed=args.seed,
         executor=args.executor,
         workers=args.workers,
@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--mode", choices=MODES, default="simple")
     o.add_argument("--health-weight", type=float, default=0.3)
     o.add_argument("--sampler", choices=SAMPLERS, default=None, help="default tpe (nsga2 for pareto)")
-    o.add_argument("--pruner", choices=PRUNERS, default=None, help="default median (none for pareto)")
+    o.add_argument("--pruner", choices=PRUNERS, default=None, help="default successive_halving (none for pareto)")
     o.add_argument("--max-samples", type=int, default=None)
     o.add_argument("--tune", help="comma-separated hyperparameters to search (default: the usual ones)")
     o.add_argument("--param", action="append", metavar="NAME=VALUE", help="fix an untuned hyperparameter (repeatable)")

@@ -275,7 +275,7 @@ class StudyConfig:
     ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "successive_halving"  # the pruner that saved most epochs without losing the best (bench_search)
     seed: int = 0
     executor: str = "local"
     workers: int = 1

@@ -109,20 +109,27 @@ def max_epochs(config: StudyConfig) -> int:
 def make_pruner(config: StudyConfig):
     """The Optuna pruner for a config. Steps are epochs, counted from 1.
 
-    median: prunes a trial whose validation accuracy is below the median of earlier trials
-    at the same epoch, from epoch 2 on, once 4 trials have finished.
-    hyperband / successive_halving: resources are epochs, from 1 to the study's maximum.
+    Settings from bench/bench_search.py (replayed digits curves, 20–50 seeds): the best
+    configurations often start slowly, so pruning at epoch 1–2 kills them. Each pruner
+    therefore waits for a share of the epochs before judging:
+
+    * successive_halving (default): first rung at a third of the epochs, keep the better
+      half at each rung — 1.32x fewer epochs to reach the unpruned best, 49/50 seeds;
+    * median: below the median of earlier trials, judged from two thirds of the epochs on,
+      once 4 trials finished — ~1.08x, safe;
+    * hyperband: brackets from half the epochs, halving — ~1.11x, safe.
     """
     import optuna
 
+    top = max(1, max_epochs(config))
     if config.pruner == "none":
         return optuna.pruners.NopPruner()
     if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, (2 * top) // 3))
     if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, max_epochs(config)), reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, top // 2), max_resource=top, reduction_factor=2)
     if config.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, top // 3), reduction_factor=2)
     raise ConfigError(f"pruner: unknown pruner {config.pruner!r}")
 
 
@@ -815,7 +822,8 @@ class StudyRunner:
         # Pruning judges learning progress by validation accuracy in every single-objective
         # mode: health is measured once, after training.
         trial.report(float(value), step=ev.epoch)
-        if trial.should_prune():
+        # After the last epoch the training is already paid for: keep the finished model.
+        if ev.epoch < run.spec.epochs and trial.should_prune():
             run.pruned = True
             self._executor.stop_trial(ev.trial_number)
             log.info("trial %s pruned at epoch %s (val_accuracy %.4f)", ev.trial_number, ev.epoch, value)

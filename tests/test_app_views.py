@@ -216,7 +216,7 @@ def test_configure_good_submit_starts_the_right_study(home, runner_calls):
     assert (cfg.n_trials, cfg.timeout_s, cfg.epochs, cfg.max_samples) == (4, None, 1, 300)
     assert sorted(cfg.tune) == sorted(n for n in DEFAULT_TUNED["image"] if n != "batch_size")
     assert cfg.ranges["learning_rate"] == {"low": 1e-4, "high": 3e-2}
-    assert (cfg.sampler, cfg.pruner, cfg.executor, cfg.workers, cfg.seed) == ("tpe", "median", "local", 1, 0)
+    assert (cfg.sampler, cfg.pruner, cfg.executor, cfg.workers, cfg.seed) == ("tpe", "successive_halving", "local", 1, 0)
     assert cfg.storage == S.resolve_url(None, Settings(home=home))
     cfg.validate()
     # and the user lands on the live gallery

@@ -44,7 +44,7 @@ def test_trial_command_prints_a_readable_result(tmp_path):
 def test_optimize_list_show_export_and_reproduce(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     proc = _core("optimize", "--dataset", "digits", "--trials", "2", "--epochs", "2", "--workers", "1", "--name", "cli",
-                 "--storage", url, "--max-samples", "300", "--tune", "learning_rate", "--range",
+                 "--storage", url, "--max-samples", "300", "--pruner", "none", "--tune", "learning_rate", "--range",
                  "learning_rate=0.005:0.03", *TINY, home=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Study cli: 2 trials (2 complete)" in proc.stdout

@@ -47,9 +47,9 @@ SAMPLER_HELP = {
 }
 PRUNER_HELP = {
     "none": "Every trial trains all its epochs.",
-    "median": "Stop a trial whose validation accuracy is below the median of earlier trials at the same epoch.",
+    "median": "From two thirds of the epochs on, stop a trial whose validation accuracy is below the median of earlier trials at the same epoch.",
     "hyperband": "Hyperband: runs many trials briefly and gives more epochs to the promising ones.",
-    "successive_halving": "Successive halving: keeps the best third at each rung of epochs.",
+    "successive_halving": "Successive halving (default): from a third of the epochs on, keeps the better half of the trials at each rung.",
 }
 
 
@@ -271,7 +271,7 @@ def render_form() -> StudyConfig | None:
     samplers = ["nsga2", "motpe", "random"] if mode == "pareto" else ["tpe", "random"]
     sampler = s1.selectbox("Sampler", samplers, key=f"cfg_sampler_{mode}", help="\n\n".join(SAMPLER_HELP[s] for s in samplers))
     pruners = ["none"] if mode == "pareto" else list(PRUNERS)
-    pruner = s2.selectbox("Pruner", pruners, index=pruners.index("median") if "median" in pruners else 0,
+    pruner = s2.selectbox("Pruner", pruners, index=pruners.index("successive_halving") if "successive_halving" in pruners else 0,
                           key=f"cfg_pruner_{mode}", help="\n\n".join(PRUNER_HELP[p] for p in pruners))
     if mode == "pareto":
         st.caption("Optuna cannot prune two-objective studies, so every trial runs all its epochs.")
