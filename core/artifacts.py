@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from core.config import Settings, StudyConfig, TrialResult, safe_name, to_json
+from core.health import METRICS as HEALTH_KEYS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,14 +36,6 @@ MODEL_FILE = "model.keras"
 RESULT_FILE = "result.json"
 TRIAL_PREFIX = "trial-"
 
-HEALTH_KEYS = (
-    "neuron_utilization",
-    "parameter_efficiency",
-    "training_stability",
-    "gradient_health",
-    "convergence_quality",
-    "accuracy_consistency",
-)
 
 
 # --------------------------------------------------------------------------- paths and names

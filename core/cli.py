@@ -16,18 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.config import MODES, PRUNERS, SAMPLERS, ConfigError, Settings, StudyConfig, TrialResult, TrialSpec
+from core.health import METRICS as HEALTH_KEYS
 
 log = logging.getLogger("hpo.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-HEALTH_KEYS = (
-    "neuron_utilization",
-    "parameter_efficiency",
-    "training_stability",
-    "gradient_health",
-    "convergence_quality",
-    "accuracy_consistency",
-)
 
 
 # --------------------------------------------------------------------------- parsing helpers

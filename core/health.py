@@ -24,6 +24,8 @@ WEIGHTS: dict[str, float] = {
     "accuracy_consistency": 0.15,
 }
 
+METRICS: tuple[str, ...] = tuple(WEIGHTS)  # the six metric names, in display order
+
 METRIC_INFO: dict[str, dict[str, str]] = {
     "neuron_utilization": {
         "title": "Neuron utilisation",
