@@ -161,7 +161,6 @@ def list_studies(url: str | None = None, *, with_counts: bool = False) -> list[R
             created=attrs.get(S.ATTR_CREATED),
             heartbeat=attrs.get(S.ATTR_HEARTBEAT),
             note=attrs.get(S.ATTR_NOTE),
-            best_value=None,
         )
         if with_counts:
             try:

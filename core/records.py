@@ -75,7 +75,6 @@ class StudySummary:
     created: float | None
     heartbeat: float | None
     note: str | None
-    best_value: float | None
 
     @property
     def alive(self) -> bool:
@@ -155,7 +154,6 @@ def list_studies(storage_url: str | None = None) -> list[StudySummary]:
                 created=attrs.get(S.ATTR_CREATED),
                 heartbeat=attrs.get(S.ATTR_HEARTBEAT),
                 note=attrs.get(S.ATTR_NOTE),
-                best_value=None,
             )
         )
     out.sort(key=lambda s: s.created or 0, reverse=True)
