@@ -86,68 +86,17 @@ def throughput(url: str, n: int, runners: int, home: Path) -> dict:
 # --------------------------------------------------------------------------- 2. storage cost
 
 
-class InstantExecutor:
-    """Every trial: one epoch event, then a complete result, with no training."""
-
-    name = "instant"
-
-    def __init__(self, capacity: int = 1):
-        self.capacity = capacity
-        self.specs: dict[int, object] = {}
-        self.epoch: dict[int, int] = {}
-
-    @property
-    def running(self):
-        return set(self.specs)
-
-    @property
-    def free_slots(self):
-        return self.capacity - len(self.specs)
-
-    def start(self):
-        pass
-
-    def submit(self, spec):
-        self.specs[spec.trial_number] = spec
-        self.epoch[spec.trial_number] = 0
-
-    def stop_trial(self, n):
-        pass
-
-    def shutdown(self, wait=5.0):
-        pass
-
-    def describe(self):
-        return {"name": self.name}
-
-    def events(self, timeout=0.5):
-        from core.config import TrialResult
-        from core.executors import DoneEvent, EpochEvent
-
-        out = []
-        for n, spec in list(self.specs.items()):
-            acc = min(0.99, 0.5 + 10 * spec.params.get("learning_rate", 0.01))
-            if self.epoch[n] == 0:
-                self.epoch[n] = 1
-                out.append(EpochEvent(n, 1, {"val_accuracy": acc, "loss": 0.5}))
-            else:
-                out.append(DoneEvent(n, TrialResult(status="complete", trial_number=n, val_accuracy=acc,
-                                                    test_accuracy=acc, health_score=0.5, param_count=100, epochs_run=1,
-                                                    host="bench", executor="instant", params=dict(spec.params))))
-                del self.specs[n]
-        return out
-
-
 def storage_cost(url: str, n: int, home: Path, label: str) -> dict:
     from core.config import Settings, StudyConfig
     from core.study import StudyRunner
+    from tests.fakes import FakeExecutor  # one instant epoch, then a complete result: no training
 
     settings = Settings(home=home)
     config = StudyConfig(name=f"cost-{label}", dataset="digits", n_trials=n, epochs=1, workers=1, storage=url,
                          sampler="random", pruner="none", seed=1, keep_best_k=5, tune=["learning_rate", "dropout"],
                          fixed={"conv_blocks": 1, "filters": 8, "dense_units": 16})
     ends: list[float] = []
-    runner = StudyRunner(config, executor=InstantExecutor(), settings=settings,
+    runner = StudyRunner(config, executor=FakeExecutor(capacity=1), settings=settings,
                          on_trial_end=lambda *_: ends.append(time.perf_counter()))
     t0 = time.perf_counter()
     runner.start()

@@ -303,3 +303,70 @@ def touch_heartbeat(storage_url: str, name: str, when: float | None = None) -> N
 
     study = optuna.load_study(study_name=name, storage=S.open_storage(storage_url))
     study.set_user_attr(S.ATTR_HEARTBEAT, time.time() if when is None else when)
+
+
+# --------------------------------------------------------------------------- a fake executor (no TensorFlow)
+
+
+class FakeExecutor:
+    """Finishes each trial after ``epochs`` fake epochs; accuracy grows with the learning rate (deterministic)."""
+
+    name = "fake"
+
+    def __init__(self, capacity: int = 2, epoch_s: float = 0.0, crash_after: int | None = None):
+        self.capacity = capacity
+        self.epoch_s = epoch_s
+        self.crash_after = crash_after
+        self.specs: dict[int, object] = {}
+        self.progress: dict[int, int] = {}
+        self.stopped: set[int] = set()
+        self.done = 0
+        self.shut = False
+
+    @property
+    def running(self):
+        return set(self.specs)
+
+    @property
+    def free_slots(self):
+        return self.capacity - len(self.specs)
+
+    def start(self):
+        pass
+
+    def submit(self, spec):
+        self.specs[spec.trial_number] = spec
+        self.progress[spec.trial_number] = 0
+
+    def stop_trial(self, n):
+        self.stopped.add(n)
+
+    def shutdown(self, wait=5.0):
+        self.shut = True
+
+    def describe(self):
+        return {"name": self.name}
+
+    def events(self, timeout=0.5):
+        from core.config import TrialResult
+        from core.executors import DoneEvent, EpochEvent
+
+        if self.crash_after is not None and self.done >= self.crash_after:
+            raise RuntimeError("fake executor lost its connection")
+        time.sleep(self.epoch_s)
+        out = []
+        for n, spec in list(self.specs.items()):
+            acc = min(0.99, 0.5 + 10 * spec.params["learning_rate"])
+            if n in self.stopped:
+                out.append(DoneEvent(n, TrialResult(status="stopped", trial_number=n, epochs_run=self.progress[n])))
+            elif self.progress[n] < spec.epochs:
+                self.progress[n] += 1
+                out.append(EpochEvent(n, self.progress[n], {"val_accuracy": acc * self.progress[n] / spec.epochs}))
+                continue
+            else:
+                out.append(DoneEvent(n, TrialResult(status="complete", trial_number=n, val_accuracy=acc,
+                                                    test_accuracy=acc - 0.01, health_score=0.5, param_count=100,
+                                                    epochs_run=spec.epochs, host="fake-host", executor="fake")))
+            del self.specs[n]
+            self.done += 1
+        return out
