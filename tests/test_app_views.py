@@ -259,6 +259,18 @@ def test_configure_pareto_offers_only_matching_search_settings(home):
     assert at.selectbox(key="cfg_pruner_pareto").options == ["none"]
 
 
+def test_configure_says_when_pruning_has_little_room(home):
+    at = app()
+    note = "Pruning saves little"
+    assert at.number_input(key="cfg_epochs").value == 3
+    assert note in texts(at)  # the default pruner with the default 3 epochs
+    at.number_input(key="cfg_epochs").set_value(10).run()
+    assert note not in texts(at)
+    at.number_input(key="cfg_epochs").set_value(4).run()
+    at.selectbox(key="cfg_pruner_simple").set_value("none").run()
+    assert note not in texts(at)
+
+
 def test_configure_stop_and_resume_go_to_the_runner(home, fake, runner_calls, monkeypatch):
     import app.state as state
 

@@ -184,6 +184,34 @@ def test_pruning_stops_trials_early(ex, url, settings):
     assert runner.counts.pruned == 3 and runner.status == "finished"
 
 
+@pytest.mark.parametrize("epochs, first_rung", [(2, 1), (3, 2), (10, 2), (40, 2)])
+def test_default_pruner_first_judges_at_epoch_two(epochs, first_rung):
+    """Successive halving as built for a study: no trial is judged before ``first_rung``
+    (slow starters survive epoch 1, bench_search), and there the worse half is stopped."""
+    import optuna
+
+    from core.study import make_pruner
+
+    pruner = make_pruner(StudyConfig(name="p", epochs=epochs, pruner="successive_halving"))
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+    verdicts = {}
+    for i, value in enumerate([0.9, 0.8, 0.7, 0.1]):  # the last trial is the worst at every epoch
+        trial = study.ask()
+        verdicts[i] = []
+        for step in range(1, epochs + 1):
+            trial.report(value, step)
+            verdicts[i].append(trial.should_prune())
+            if verdicts[i][-1]:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, value)
+    worst = verdicts[3]
+    assert not any(worst[: first_rung - 1]), "judged before its first rung"
+    assert worst[first_rung - 1], "the worst trial survived its first rung"
+    assert not verdicts[0][0]  # the first trial is never pruned at its first epoch
+
+
 def test_nan_trial_fails_and_the_study_goes_on(ex, url, settings):
     fixed = {**TINY, "optimizer": "sgd", "activation": "leaky_relu"}
     cfg = _config("nan", url, n_trials=3, fixed=fixed)
