@@ -194,22 +194,24 @@ def read_records_or_note(name: str) -> list[TrialRecord] | None:
 
 
 def render_runner_controls(name: str, running: bool, key: str) -> None:
-    """Stop / cancel for a study this process runs (another process's runner is stopped there)."""
+    """Stop / cancel a running study: this process's runner directly, any other (the CLI, joined
+    workers on other machines) through the storage."""
     if not running:
         return
     ours = state.runner_for(name) is not None
     cols = st.columns(2)
-    if cols[0].button("Stop after running trials", key=f"{key}-stop", icon=":material/stop_circle:",
-                      disabled=not ours, width="stretch",
-                      help="Running trials finish and are kept; no new trial starts. Resume later from Configure."):
+    if cols[0].button("Stop after running trials", key=f"{key}-stop", icon=":material/stop_circle:", width="stretch",
+                      help="Running trials finish and are kept; no new trial starts, on any machine. "
+                           "Resume later from Configure."):
         state.stop(name)
         st.toast(f"Stopping {name}: running trials will finish.")
-    if cols[1].button("Cancel now", key=f"{key}-cancel", icon=":material/cancel:", disabled=not ours, width="stretch",
-                      help="Running trials are abandoned (recorded as failed: cancelled)."):
+    if cols[1].button("Cancel now", key=f"{key}-cancel", icon=":material/cancel:", width="stretch",
+                      help="Running trials are abandoned (recorded as failed: cancelled), on every machine."):
         state.cancel(name)
         st.toast(f"Cancelling {name}.")
     if not ours:
-        st.caption("This study is run by another process (e.g. the CLI); stop it there.")
+        st.caption("This study is run by another process (e.g. the CLI or a worker on another machine): "
+                   "Stop and Cancel reach it through the storage within a few seconds.")
 
 
 # --------------------------------------------------------------------------- summary statistics

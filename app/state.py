@@ -313,21 +313,28 @@ def resume(name: str, url: str | None = None) -> Any:
 
 
 def stop(name: str, url: str | None = None) -> bool:
-    """Finish the trials that are running, start no more. False when this process holds no runner."""
+    """Finish the trials that are running, start no more.
+
+    A runner of this process is told directly; a study run elsewhere (the CLI, joined workers
+    on other machines) gets the request through the storage and every runner of it stops at
+    its next heartbeat.  Returns True when the runner was ours.
+    """
     runner = runner_for(name, url)
-    if runner is None:
-        return False
-    runner.stop()
-    return True
+    if runner is not None:
+        runner.stop()  # the runner passes it on to joined workers through the storage
+        return True
+    _study_module().request_stop(name, url or storage_url(), by="app")
+    return False
 
 
 def cancel(name: str, url: str | None = None) -> bool:
-    """Stop now: running trials are abandoned. False when this process holds no runner."""
+    """Stop now: running trials are abandoned, here and in every joined worker. True when the runner was ours."""
     runner = runner_for(name, url)
-    if runner is None:
-        return False
-    runner.cancel()
-    return True
+    if runner is not None:
+        runner.cancel()
+        return True
+    _study_module().request_stop(name, url or storage_url(), cancel=True, by="app")
+    return False
 
 
 def runner_error(name: str, url: str | None = None) -> str | None:

@@ -224,6 +224,24 @@ def runner_alive(study: Any, *, stale_after: float = STALE_AFTER_S, storage_url:
     return fresh
 
 
+def request_stop(name: str, storage_url: str | None = None, *, cancel: bool = False, by: str | None = None,
+                 settings: Settings | None = None) -> None:
+    """Ask every runner of study ``name`` to stop (or, with ``cancel``, to cancel), through the storage.
+
+    The owner and every joined runner (``python -m core worker``, on any machine) read the
+    request at their next heartbeat (``HEARTBEAT_S``) and act as on ``stop()`` / ``cancel()``.
+    A runner started or resumed after the request ignores it.
+
+    Raises:
+        ConfigError: no such study.
+    """
+    url = S.resolve_url(storage_url, settings)
+    study = load_study(name, url, settings=settings)
+    action = "cancel" if cancel else "stop"
+    study.set_user_attr(S.ATTR_CONTROL, {"action": action, "at": time.time(), "by": by or socket.gethostname()})
+    log.info("study %s: %s requested by %s", name, action, by or socket.gethostname())
+
+
 def new_runner_id() -> str:
     """``host:pid:random``: unique per runner, and says where to look for its process."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -454,6 +472,8 @@ class StudyRunner:
         self._last_beat = 0.0
         self._last_sweep = 0.0
         self._joined_at = 0.0
+        self._last_control = 0.0
+        self._broadcast = ""  # the stop/cancel this owner has written to the storage for its fellows
         self._global_count: tuple[float, int] = (0.0, 0)  # (when, trials counted in the storage)
         self.counts = RunCounts()
 
@@ -657,6 +677,10 @@ class StudyRunner:
             self._counted_at_start = _budget_count(study)
             self._started_at = time.time()
             self._joined_at = self._started_at
+            owner = probe.user_attrs.get(ATTR_RUNNER) or {}
+            if runner_alive(probe, storage_url=self._url, ignore=self) and owner.get("started"):
+                # the study's time budget runs from its owner's start, not from this runner's
+                self._started_at = min(self._started_at, float(owner["started"]))
             self._set_status("running")
             self._beat(force=True)
             return
@@ -682,6 +706,8 @@ class StudyRunner:
         self._started_at = time.time()
         study.set_user_attr(ATTR_RUNNER, {"host": socket.gethostname(), "pid": os.getpid(), "started": self._started_at,
                                            "id": self.runner_id})
+        if study.user_attrs.get(S.ATTR_CONTROL):
+            study.set_user_attr(S.ATTR_CONTROL, None)  # a stop asked of an earlier run does not apply to this one
         self._joined_at = self._started_at
         self._set_status("running")
         self._beat(force=True)
@@ -726,6 +752,7 @@ class StudyRunner:
         assert ex is not None
         while True:
             self._beat()
+            self._follow_control()
             if self._cancel.is_set():
                 self._cancel_running()
                 self._set_status("cancelled")
@@ -752,6 +779,33 @@ class StudyRunner:
                     self._on_epoch(event)
                 elif isinstance(event, DoneEvent):
                     self._on_done(event)
+
+    def _follow_control(self) -> None:
+        """Share stop/cancel through the storage: the owner writes its own, every runner obeys one
+        written after it started (checked once per heartbeat)."""
+        if not self._join:
+            action = "cancel" if self._cancel.is_set() else "stop" if self._stop.is_set() else ""
+            if action and action != self._broadcast and self._broadcast != "cancel":
+                self._broadcast = action
+                self._safe(self._study.set_user_attr, S.ATTR_CONTROL,
+                           {"action": action, "at": time.time(), "by": self.runner_id})
+        now = time.time()
+        if now - self._last_control < HEARTBEAT_S:
+            return
+        self._last_control = now
+        attrs = self._safe(lambda: self._study.user_attrs) or {}
+        control = attrs.get(S.ATTR_CONTROL)
+        if not isinstance(control, dict) or float(control.get("at") or 0) < self._joined_at:
+            return
+        if control.get("action") == "cancel" and not self._cancel.is_set():
+            log.warning("study %s: cancel requested by %s", self.config.name, control.get("by"))
+            self._broadcast = "cancel"  # already in the storage: the fellows see it too
+            self._cancel.set()
+            self._stop.set()
+        elif control.get("action") == "stop" and not self._stop.is_set():
+            log.warning("study %s: stop requested by %s", self.config.name, control.get("by"))
+            self._broadcast = self._broadcast or "stop"
+            self._stop.set()
 
     def _budget_left(self, fresh: bool = False) -> bool:
         """Time and trials left.  Trials are counted in the storage (every runner's), at most

@@ -271,17 +271,35 @@ def test_configure_says_when_pruning_has_little_room(home):
     assert note not in texts(at)
 
 
-def test_configure_stop_and_resume_go_to_the_runner(home, fake, runner_calls, monkeypatch):
+def test_configure_stop_reaches_a_study_run_elsewhere_through_the_storage(home, fake, runner_calls, monkeypatch):
+    import optuna
+
     import app.state as state
 
+    def control():
+        return optuna.load_study(study_name=fake.name, storage=S.open_storage(fake.storage_url)).user_attrs.get(
+            S.ATTR_CONTROL)
+
     at = app()
-    # the fake study is "running" (fresh heartbeat) but not by this process: stop is disabled
-    assert at.button(key="stop-0").disabled and at.button(key="resume-0").disabled
+    # the fake study is "running" (fresh heartbeat) but not by this process: no resume, but
+    # stop and cancel reach its runners through the storage
+    assert at.button(key="resume-0").disabled
+    assert not at.button(key="stop-0").disabled and not at.button(key="cancel-0").disabled
+    try:
+        at.button(key="stop-0").click().run()
+        assert not at.exception and (control() or {}).get("action") == "stop" and control()["by"] == "app"
+        at.button(key="cancel-0").click().run()
+        assert (control() or {}).get("action") == "cancel"
+    finally:
+        optuna.load_study(study_name=fake.name, storage=S.open_storage(fake.storage_url)).set_user_attr(
+            S.ATTR_CONTROL, None)
+    # a runner of this process is told directly
     monkeypatch.setattr(state, "runner_for", lambda name, url=None: object() if name == fake.name else None)
     monkeypatch.setattr(state, "stop", lambda name, url=None: runner_calls.append(("stop", name)) or True)
     at.run()
     at.button(key="stop-0").click().run()
     assert ("stop", fake.name) in runner_calls
+    assert control() is None
 
 
 # --------------------------------------------------------------------------- trials gallery

@@ -147,3 +147,45 @@ def test_killed_worker_is_swept_and_budget_completes(pg_url, tmp_path):
     killed = [t for t in trials if str(t.user_attrs.get(S.T_RUNNER, "")).split(":")[1:2] == [str(b.pid)]]
     assert killed and all(t.state in (TrialState.FAIL, TrialState.COMPLETE) for t in killed)
     assert any(t.user_attrs.get(T_INTERRUPTED) or t.state == TrialState.COMPLETE for t in killed)
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["stop", "cancel"])
+def test_stop_from_the_app_reaches_joined_workers(pg_url, tmp_path, cancel):
+    """The app's Stop/Cancel for a study it does not run (request_stop) ends the owner *and*
+    the joined worker: both processes exit, nothing is left RUNNING, the budget is not used up."""
+    from optuna.trial import TrialState
+
+    from core import storage as S
+    from core.study import request_stop
+
+    name = f"pg-{'cancel' if cancel else 'stop'}"
+    epochs = ["--epochs", "40"] if cancel else []  # long trials: only a cancel ends them early
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    a = _start(["optimize", "--storage", pg_url, "--name", name, "--trials", "40", "--workers", "1", *TINY, *epochs],
+               tmp_path, a_log)
+    _wait(lambda: _trials(name, pg_url) is not None, 60, "the study to exist", [a])
+    b = _start(["worker", "--study", name, "--storage", pg_url, "--workers", "1", "--no-progress"], tmp_path, b_log)
+
+    def running_by(proc) -> bool:
+        return any(t.state == TrialState.RUNNING and str(t.user_attrs.get(S.T_RUNNER, "")).split(":")[1:2] == [str(proc.pid)]
+                   for t in _trials(name, pg_url))
+
+    _wait(lambda: running_by(a) and running_by(b), 180, "both runners to run a trial", [a, b])
+    asked = time.time()
+    request_stop(name, pg_url, cancel=cancel, by="app")
+    _finish([a, b], [a_log, b_log], timeout=60 if cancel else 120)
+    took = time.time() - asked
+
+    trials = _trials(name, pg_url)
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len(trials) < 40
+    attrs = __import__("optuna").load_study(study_name=name, storage=S.open_storage(pg_url)).user_attrs
+    assert attrs[S.ATTR_STATUS] == ("cancelled" if cancel else "stopped")
+    workers = [v for k, v in attrs.items() if k.startswith(S.ATTR_WORKER_PREFIX)]
+    assert sorted(v["status"] for v in workers) == ["cancelled" if cancel else "stopped"] * 2
+    if cancel:  # 40-epoch trials were cut off: both runners' last trials are FAIL "cancelled"
+        cut = [t for t in trials if t.user_attrs.get(S.T_ERROR) == "cancelled"]
+        assert {str(t.user_attrs[S.T_RUNNER]).split(":")[1] for t in cut} == {str(a.pid), str(b.pid)}
+        assert took < 40, took
+    else:
+        assert {t.state for t in trials} == {TrialState.COMPLETE}  # running trials were finished, not cut

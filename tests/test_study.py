@@ -417,3 +417,61 @@ def test_live_runner_is_not_swept_and_cannot_be_resumed_twice(url, settings):
         runner.cancel()
         runner.join(30)
     assert runner.status == "cancelled" and not runner_alive(_study("live", url))
+
+
+def test_stop_and_cancel_asked_through_the_storage(url, settings):
+    """What the app does for a study run by another process: request_stop writes to the
+    storage, the runner obeys at its next heartbeat, and a later resume ignores the old request."""
+    from core.study import request_stop
+
+    cfg = _config("asked", url, n_trials=40, epochs=4, workers=1)
+    runner = StudyRunner(cfg, executor=FakeExecutor(capacity=1, epoch_s=0.1), settings=settings).start()
+    deadline = time.time() + 30
+    while runner.counts.complete < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    request_stop("asked", url, by="test")
+    assert runner.join(15) and runner.status == "stopped", runner.status
+    states = _states("asked", url)
+    assert 2 <= len(states) < 40 and set(states.values()) == {"COMPLETE"}  # the running trial finished
+    assert _study("asked", url).user_attrs[S.ATTR_STATUS] == "stopped"
+
+    again = StudyRunner.resume("asked", url, n_trials=len(states) + 2, executor=FakeExecutor(capacity=1),
+                               settings=settings).start()
+    assert again.join(30) and again.status == "finished"  # the earlier stop does not stop a new run
+    assert len(_trials("asked", url)) == len(states) + 2
+
+    slow = StudyRunner.resume("asked", url, n_trials=100, executor=FakeExecutor(capacity=1, epoch_s=5.0),
+                              settings=settings).start()
+    deadline = time.time() + 30
+    while not slow.running_trials and time.time() < deadline:
+        time.sleep(0.05)
+    request_stop("asked", url, cancel=True)
+    assert slow.join(15) and slow.status == "cancelled"
+    last = _trials("asked", url)[-1]
+    assert last.state.name == "FAIL" and last.user_attrs[S.T_ERROR] == "cancelled"
+
+
+@pytest.mark.parametrize("owner_started_ago, asks", [(100.0, False), (5.0, True)])
+def test_joined_runner_time_budget_runs_from_the_owners_start(url, settings, owner_started_ago, asks):
+    """A worker joining a study with a 60 s budget whose owner (alive, on another machine)
+    started 100 s ago starts nothing; 5 s ago, it works."""
+    from core.study import ATTR_RUNNER
+
+    name = f"joined-clock-{int(owner_started_ago)}"
+    study = create_study(_config(name, url, n_trials=None, timeout_s=60.0, epochs=1), settings=settings)
+    now = time.time()
+    study.set_user_attr(ATTR_RUNNER, {"host": "elsewhere", "pid": 1, "started": now - owner_started_ago, "id": "x"})
+    study.set_user_attr(S.ATTR_STATUS, "running")
+    study.set_user_attr(S.ATTR_HEARTBEAT, now)
+    worker = StudyRunner.attach(name, url, executor=FakeExecutor(capacity=1, epoch_s=0.05), settings=settings).start()
+    try:
+        if asks:
+            deadline = time.time() + 10
+            while worker.counts.complete < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            assert worker.counts.complete >= 2 and worker.is_running
+        else:
+            assert worker.join(10) and worker.status == "finished" and worker.counts.asked == 0
+    finally:
+        worker.stop()
+        worker.join(10)

@@ -360,7 +360,6 @@ def render_studies(was_running: bool) -> None:
             if cols[0].button("Open", key=f"open-study-{i}", icon=":material/grid_view:", width="stretch"):
                 state.select_study(s.name)
                 C.go_to(PAGE_TRIALS)
-            ours = state.runner_for(s.name) is not None
             can_resume = not is_live and s.config is not None and s.status != "finished"
             if cols[1].button("Resume", key=f"resume-{i}", icon=":material/play_arrow:", width="stretch",
                               disabled=not can_resume, help="Continue with the stored configuration."):
@@ -371,11 +370,11 @@ def render_studies(was_running: bool) -> None:
                 else:
                     C.go_to(PAGE_TRIALS)
             if cols[2].button("Stop", key=f"stop-{i}", icon=":material/stop_circle:", width="stretch",
-                              disabled=not (is_live and ours), help="Running trials finish; no new ones start."):
+                              disabled=not is_live, help="Running trials finish; no new ones start (on every machine of the study)."):
                 state.stop(s.name)
                 st.toast(f"Stopping {s.name}")
             if cols[3].button("Cancel", key=f"cancel-{i}", icon=":material/cancel:", width="stretch",
-                              disabled=not (is_live and ours), help="Running trials are abandoned now."):
+                              disabled=not is_live, help="Running trials are abandoned now (on every machine of the study)."):
                 state.cancel(s.name)
                 st.toast(f"Cancelling {s.name}")
 
