@@ -214,6 +214,31 @@ def render_runner_controls(name: str, running: bool, key: str) -> None:
                    "Stop and Cancel reach it through the storage within a few seconds.")
 
 
+def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord]) -> None:
+    """The machines working on a study (owner and joined workers), with the trials each ran."""
+    runners = summary.runners if summary else []
+    if not runners:
+        return
+    by_runner: dict[str, int] = {}
+    for r in records:
+        if r.runner_id:
+            by_runner[r.runner_id] = by_runner.get(r.runner_id, 0) + 1
+    alive = sum(r.alive for r in runners)
+    now = dt.datetime.now().timestamp()
+    rows = [{
+        "machine": r.host, "process": r.pid, "role": "owner" if r.owner else "joined worker",
+        "workers": r.workers, "status": ("running" if r.alive else r.status if r.status not in ("running", "stopping")
+                                         else "gone (no heartbeat)"),
+        "trials": by_runner.get(r.runner_id, 0),
+        "last seen": "now" if r.beat and now - r.beat < 5 else fmt_duration(now - r.beat) + " ago" if r.beat else "-",
+    } for r in runners]
+    label = f"Machines: {len(runners)} runner(s), {alive} working now"
+    with st.expander(label, expanded=len(runners) > 1 and alive > 0):
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption("Join from another machine: `python -m core worker --study NAME --storage URL` (README, "
+                   "Several machines). Stop and Cancel above reach every runner.")
+
+
 # --------------------------------------------------------------------------- summary statistics
 
 

@@ -161,6 +161,7 @@ def list_studies(url: str | None = None, *, with_counts: bool = False) -> list[R
             created=attrs.get(S.ATTR_CREATED),
             heartbeat=attrs.get(S.ATTR_HEARTBEAT),
             note=attrs.get(S.ATTR_NOTE),
+            runners=R.runners_from_attrs(attrs),
         )
         if with_counts:
             try:

@@ -31,6 +31,7 @@ class TrialRecord:
     executor: str = ""
     host: str = ""
     error: str | None = None
+    runner_id: str = ""  # the runner (owner or joined worker) that asked the trial
 
     @property
     def duration_s(self) -> float | None:
@@ -75,11 +76,46 @@ class StudySummary:
     created: float | None
     heartbeat: float | None
     note: str | None
+    runners: list[RunnerInfo] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
         """A runner has reported in the last 30 s."""
         return self.heartbeat is not None and time.time() - self.heartbeat < 30
+
+
+@dataclass
+class RunnerInfo:
+    """One runner that has worked on a study: the owner or a joined worker (``worker:<id>`` attributes)."""
+
+    runner_id: str
+    host: str
+    pid: int | None
+    owner: bool
+    workers: int | None
+    status: str
+    asked: int
+    joined: float | None
+    beat: float | None
+
+    @property
+    def alive(self) -> bool:
+        """Still working: a running status and a heartbeat under 30 s old."""
+        return self.status in ("running", "stopping") and self.beat is not None and time.time() - self.beat < 30
+
+
+def runners_from_attrs(attrs: dict[str, Any]) -> list[RunnerInfo]:
+    """The runners recorded in a study's user attributes, owner first, then by join time."""
+    out = []
+    for key, v in attrs.items():
+        if not key.startswith(S.ATTR_WORKER_PREFIX) or not isinstance(v, dict):
+            continue
+        out.append(RunnerInfo(runner_id=key[len(S.ATTR_WORKER_PREFIX):], host=str(v.get("host") or "?"),
+                              pid=v.get("pid"), owner=bool(v.get("owner")), workers=v.get("workers"),
+                              status=str(v.get("status") or "unknown"), asked=int(v.get("asked") or 0),
+                              joined=v.get("joined"), beat=v.get("beat")))
+    out.sort(key=lambda r: (not r.owner, r.joined or 0))
+    return out
 
 
 def record_from_trial(t: Any) -> TrialRecord:
@@ -105,6 +141,7 @@ def record_from_trial(t: Any) -> TrialRecord:
         executor=attrs.get(S.T_EXECUTOR, ""),
         host=attrs.get(S.T_HOST, ""),
         error=attrs.get(S.T_ERROR),
+        runner_id=attrs.get(S.T_RUNNER, "") or "",
     )
 
 
@@ -154,6 +191,7 @@ def list_studies(storage_url: str | None = None) -> list[StudySummary]:
                 created=attrs.get(S.ATTR_CREATED),
                 heartbeat=attrs.get(S.ATTR_HEARTBEAT),
                 note=attrs.get(S.ATTR_NOTE),
+                runners=runners_from_attrs(attrs),
             )
         )
     out.sort(key=lambda s: s.created or 0, reverse=True)

@@ -199,7 +199,7 @@ def make_fake_study(
 
     def base_attrs(n: int, params: dict[str, Any]) -> dict[str, Any]:
         spec = config.trial_spec({**params}, n).to_dict()
-        return {S.T_SPEC: spec, S.T_EXECUTOR: "local", S.T_HOST: socket.gethostname()}
+        return {S.T_SPEC: spec, S.T_EXECUTOR: "local", S.T_HOST: socket.gethostname(), S.T_RUNNER: FAKE_RUNNER_ID}
 
     for _ in range(n_complete):
         params = draw()
@@ -306,6 +306,9 @@ def touch_heartbeat(storage_url: str, name: str, when: float | None = None) -> N
 
 
 # --------------------------------------------------------------------------- a fake executor (no TensorFlow)
+
+
+FAKE_RUNNER_ID = "fake-host:4242:fake0"  # the runner that "asked" every trial of a fake study
 
 
 class FakeExecutor:

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -303,6 +304,37 @@ def test_configure_stop_reaches_a_study_run_elsewhere_through_the_storage(home, 
 
 
 # --------------------------------------------------------------------------- trials gallery
+
+
+def test_gallery_lists_the_machines_working_on_the_study(home, fake):
+    import optuna
+
+    study = optuna.load_study(study_name=fake.name, storage=S.open_storage(fake.storage_url))
+    trial_runner = study.trials[0].user_attrs[S.T_RUNNER]
+    now = time.time()
+    attrs = {
+        S.ATTR_WORKER_PREFIX + trial_runner: {"host": "host-a", "pid": 11, "beat": now, "workers": 2,
+                                              "status": "running", "joined": now - 60, "owner": True, "asked": 5},
+        S.ATTR_WORKER_PREFIX + "host-b:22:bb": {"host": "host-b", "pid": 22, "beat": now - 300, "workers": 1,
+                                                "status": "running", "joined": now - 50, "owner": False, "asked": 2},
+    }
+    for k, v in attrs.items():
+        study.set_user_attr(k, v)
+    try:
+        at = app(TRIALS)
+        assert not at.exception
+        label = next(e.label for e in at.expander if e.label.startswith("Machines"))
+        assert label == "Machines: 2 runner(s), 1 working now"
+        df = next(d.value for d in at.dataframe if "machine" in d.value.columns)
+        assert list(df["machine"]) == ["host-a", "host-b"]
+        assert list(df["role"]) == ["owner", "joined worker"]
+        assert list(df["status"]) == ["running", "gone (no heartbeat)"]
+        ran = sum(1 for t in study.trials if t.user_attrs.get(S.T_RUNNER) == trial_runner)
+        assert ran == len(study.trials) > 0
+        assert int(df["trials"][0]) == ran and int(df["trials"][1]) == 0
+    finally:
+        for k in attrs:
+            study.set_user_attr(k, None)
 
 
 def test_gallery_shows_a_card_per_trial_with_stored_values(home, fake):

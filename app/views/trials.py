@@ -47,6 +47,7 @@ def render_gallery(name: str, was_running: bool) -> None:
         st.error(f"The study stopped with an error: {state.runner_error(name)}")
     if summary and summary.note:
         st.info(summary.note)
+    C.render_runners(summary, records)
     C.render_study_downloads(name, records, config, best, key="gallery")
 
     st.subheader("Gallery")
