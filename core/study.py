@@ -859,9 +859,19 @@ class StudyRunner:
             trial.set_user_attr(S.T_EXECUTOR, ex.name)
             trial.set_user_attr(S.T_PROGRESS, {"epoch": 0, "epochs": spec.epochs, "logs": {}, "time": time.time()})
             ex.submit(spec)
+            if self._prunes():
+                announce = getattr(ex, "epoch_judged", None)
+                if announce is not None:
+                    announce(trial.number, 0)  # each epoch will be judged: its worker may wait for the verdict
             self._pending[trial.number] = _Running(trial=trial, spec=spec, submitted=time.time())
             self.counts.asked += 1
             log.info("trial %s submitted to %s: %s", trial.number, ex.name, _short_params(params, cfg.tuned))
+
+    def _prunes(self) -> bool:
+        """Whether epochs of this study are judged at all (a pruner, one objective)."""
+        import optuna
+
+        return self.config.mode != "pareto" and not isinstance(self._study.pruner, optuna.pruners.NopPruner)
 
     def _on_epoch(self, ev: EpochEvent) -> None:
         run = self._pending.get(ev.trial_number)
@@ -870,21 +880,28 @@ class StudyRunner:
         run.epoch = ev.epoch
         self.counts.epochs += 1
         trial = run.trial
+        # The verdict first, the progress record after: the worker waits for the verdict
+        # before its next epoch (LocalExecutor), so it must not wait on a storage write.
+        self._judge(run, ev)
         trial.set_user_attr(S.T_PROGRESS, {"epoch": ev.epoch, "epochs": run.spec.epochs, "logs": ev.logs,
                                            "time": time.time()})
-        if run.pruned or self.config.mode == "pareto":
-            return  # Optuna cannot prune multi-objective studies; health is only known at the end
+
+    def _judge(self, run: _Running, ev: EpochEvent) -> None:
+        """Report the epoch to Optuna and stop the trial if the pruner says so; else let it go on."""
         value = ev.logs.get("val_accuracy")
-        if value is None or not math.isfinite(value):
-            return
-        # Pruning judges learning progress by validation accuracy in every single-objective
-        # mode: health is measured once, after training.
-        trial.report(float(value), step=ev.epoch)
-        # After the last epoch the training is already paid for: keep the finished model.
-        if ev.epoch < run.spec.epochs and trial.should_prune():
-            run.pruned = True
-            self._executor.stop_trial(ev.trial_number)
-            log.info("trial %s pruned at epoch %s (val_accuracy %.4f)", ev.trial_number, ev.epoch, value)
+        # Optuna cannot prune multi-objective studies (pareto); pruning judges learning progress
+        # by validation accuracy in every single-objective mode: health is only known at the end.
+        if not run.pruned and self.config.mode != "pareto" and value is not None and math.isfinite(value):
+            run.trial.report(float(value), step=ev.epoch)
+            # After the last epoch the training is already paid for: keep the finished model.
+            if ev.epoch < run.spec.epochs and run.trial.should_prune():
+                run.pruned = True
+                self._executor.stop_trial(ev.trial_number)
+                log.info("trial %s pruned at epoch %s (val_accuracy %.4f)", ev.trial_number, ev.epoch, value)
+                return
+        judged = getattr(self._executor, "epoch_judged", None)
+        if judged is not None:
+            judged(ev.trial_number, ev.epoch)
 
     def _on_done(self, ev: DoneEvent) -> None:
         from optuna.trial import TrialState

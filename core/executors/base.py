@@ -131,6 +131,13 @@ class Executor(abc.ABC):
     def stop_trial(self, trial_number: int) -> None:
         """Ask a running trial to end now; it still reports a ``DoneEvent`` (normally status 'stopped')."""
 
+    def epoch_judged(self, trial_number: int, epoch: int) -> None:
+        """The runner has judged ``epoch`` of a trial and lets it go on (it calls ``stop_trial``
+        otherwise).  ``epoch=0``, right after ``submit``, announces that every epoch of the
+        trial will be judged, so its worker may wait for each verdict before the next epoch;
+        without it nobody waits (a bare executor, as in the benchmarks).  Executors whose
+        workers never wait ignore this."""
+
     @abc.abstractmethod
     def shutdown(self, wait: float = 5.0) -> None:
         """Release every resource. Running trials are abandoned (no DoneEvent follows).

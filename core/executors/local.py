@@ -13,7 +13,14 @@ Plumbing, per worker slot:
   One pipe per worker (not one shared Queue) so a worker killed mid-write cannot leave a
   shared lock held, and its end-of-file tells the parent at once that it died;
 * a slot in a shared integer array holding the trial number to stop (-1 = none), polled
-  by ``run_trial``'s ``should_stop`` every few batches.
+  by ``run_trial``'s ``should_stop`` every few batches;
+* a slot in a second array holding the last epoch the runner has judged (-1: this trial's
+  epochs are not judged, e.g. a bare executor in a benchmark).  After each epoch
+  the worker waits for that verdict (at most ``VERDICT_WAIT_SHARE`` of the epoch's time,
+  capped at ``VERDICT_WAIT_MAX_S``) before starting the next one, so a pruned trial stops at
+  the epoch it was judged on instead of training into the next (measured live: one extra
+  epoch per pruned trial without the wait).  Short epochs wait little: a stray epoch of
+  theirs costs little too.
 
 A worker that dies (crash, ``kill -9``, the OOM killer) is noticed in ``events()``: its
 trial comes back failed with the reason and a fresh worker takes the slot.  A worker
@@ -43,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hpo.executors.local")
 
 NO_STOP = -1
+VERDICT_WAIT_SHARE = 0.25  # a worker waits for the runner's verdict at most this share of the epoch's time...
+VERDICT_WAIT_MAX_S = 2.0  # ...and never longer than this
 MAX_QUICK_DEATHS = 3  # a slot whose worker dies this many times before becoming ready is broken (bad install)
 
 
@@ -98,7 +107,18 @@ def _death_reason(exitcode: int | None, pid: int | None) -> str:
 # --------------------------------------------------------------------------- the worker process
 
 
-def _worker_main(slot: int, conn: mpc.Connection, stop_flags: Any, env: dict[str, str]) -> None:
+def _wait_for_verdict(judged: Any, stop_flags: Any, slot: int, number: int, epoch: int, epoch_s: float | None,
+                      share: float, cap: float) -> None:
+    """Block until the runner has judged ``epoch`` (or stopped the trial), within the wait budget."""
+    deadline = time.monotonic() + min(cap, share * max(0.0, epoch_s or 0.0))
+    if judged[slot] < 0:
+        return  # nobody judges this trial's epochs (a bare executor): do not wait
+    while judged[slot] < epoch and stop_flags[slot] != number and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _worker_main(slot: int, conn: mpc.Connection, stop_flags: Any, env: dict[str, str], judged: Any = None,
+                 verdict_wait: tuple[float, float] = (VERDICT_WAIT_SHARE, VERDICT_WAIT_MAX_S)) -> None:
     """Entry point of a worker process: configure, import TensorFlow once, run trials until told to exit."""
     os.environ.update(env)  # thread counts and GPU choice must be in place before TensorFlow loads
     # Ctrl-C in a terminal reaches the whole process group; the runner decides what happens to
@@ -137,6 +157,8 @@ def _worker_main(slot: int, conn: mpc.Connection, stop_flags: Any, env: dict[str
 
             def on_epoch(epoch: int, logs: dict[str, float | None], _n: int = number) -> None:
                 conn.send(("epoch", _n, epoch, logs))
+                if judged is not None:
+                    _wait_for_verdict(judged, stop_flags, slot, _n, epoch, logs.get("seconds"), *verdict_wait)
 
             def should_stop(_n: int = number) -> bool:
                 # the parent died (we were re-parented): stop instead of training for nobody
@@ -196,6 +218,7 @@ class LocalExecutor(Executor):
         gpus: list[str] | None = None,
         settings: Settings | None = None,
         start_method: str = "spawn",
+        verdict_wait: tuple[float, float] = (VERDICT_WAIT_SHARE, VERDICT_WAIT_MAX_S),
     ) -> None:
         self._n = int(workers) if workers else default_workers()
         if self._n < 1:
@@ -206,6 +229,8 @@ class LocalExecutor(Executor):
         self._settings = settings or Settings.from_env()
         self._ctx = mp.get_context(start_method)
         self._stop_flags = self._ctx.RawArray("q", [NO_STOP] * self._n)
+        self._judged = self._ctx.RawArray("q", [-1] * self._n)  # last epoch the runner judged (-1: none will be)
+        self._verdict_wait = (float(verdict_wait[0]), float(verdict_wait[1]))
         self._slots = [_Slot(index=i, env=self._worker_env(i)) for i in range(self._n)]
         self._started = False
         self._closed = False
@@ -236,7 +261,7 @@ class LocalExecutor(Executor):
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(slot.index, child_conn, self._stop_flags, slot.env),
+            args=(slot.index, child_conn, self._stop_flags, slot.env, self._judged, self._verdict_wait),
             name=f"hpo-worker-{slot.index}",
             daemon=True,  # never outlive the runner's process
         )
@@ -292,6 +317,7 @@ class LocalExecutor(Executor):
         if slot is None:
             raise ExecutorFull(f"all {self._n} local workers are busy")
         self._stop_flags[slot.index] = NO_STOP  # a number from an earlier study must not stop this trial
+        self._judged[slot.index] = -1  # until the runner says it judges this trial's epochs
         slot.spec, slot.started_at, slot.last_epoch = spec, time.time(), 0
         try:
             slot.conn.send(spec.to_dict())
@@ -303,6 +329,11 @@ class LocalExecutor(Executor):
         idx = self.slot_of(trial_number)
         if idx is not None:
             self._stop_flags[idx] = trial_number
+
+    def epoch_judged(self, trial_number: int, epoch: int) -> None:
+        idx = self.slot_of(trial_number)
+        if idx is not None:
+            self._judged[idx] = epoch
 
     def events(self, timeout: float = 0.5) -> list[Event]:
         self.start()
