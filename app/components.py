@@ -239,6 +239,28 @@ def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord])
                    "Several machines). Stop and Cancel above reach every runner.")
 
 
+def _finished_count(records: Sequence[TrialRecord]) -> int:
+    return sum(1 for r in records if r.state in FINISHED)
+
+
+def follow_study(name: str, records: Sequence[TrialRecord], summary: StudySummary | None, what: str) -> None:
+    """On a screen that is not live itself: while the study runs, say so and rerun the page when
+    a trial finishes (a small fragment polls every LIVE_INTERVAL_S; nothing runs when idle)."""
+    if not state.is_running(name, summary):
+        return
+    st.caption(f":blue-badge[live] the study is running; {what} update as trials finish")
+    st.fragment(_watch_finished, run_every=LIVE_INTERVAL_S)(name, _finished_count(records))
+
+
+def _watch_finished(name: str, seen: int) -> None:
+    try:
+        records = state.read_records(name)
+    except KeyError:
+        return
+    if _finished_count(records) != seen or not state.is_running(name):
+        st.rerun()  # the whole page: new trials in every chart, and the watch ends with the study
+
+
 # --------------------------------------------------------------------------- summary statistics
 
 

@@ -577,3 +577,13 @@ print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_health_and_learn_follow_a_running_study(home, fake):
+    for page in (HEALTH, LEARN):
+        at = app(page)
+        assert not at.exception and "the study is running" in texts(at), page
+    touch_heartbeat(fake.storage_url, fake.name, when=time.time() - 120)  # its runner is gone
+    for page in (HEALTH, LEARN):
+        at = app(page)
+        assert not at.exception and "the study is running" not in texts(at), page

@@ -180,6 +180,7 @@ def main() -> None:
     if records is None:
         return
     config = summary.config
+    C.follow_study(name, records, summary, "the trial list and the study's charts")
     best = C.best_of(records, config)
     candidates = [r for r in records if r.result is not None and r.state in C.FINISHED]
     if not candidates:

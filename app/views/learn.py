@@ -105,6 +105,8 @@ def main() -> None:
             records = state.read_records(study) if study else []
         except KeyError:
             records = []
+        if study:
+            C.follow_study(study, records, summary, "the charts")
     else:
         st.caption("No study yet: the explanations are below; charts appear once you run one.")
     best = C.best_of(records, config)

@@ -106,6 +106,10 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
 
     # --- Trials: the gallery fills in while the study runs
     expect(page.get_by_role("heading", name="Trials", level=1)).to_be_visible()
+    # a second tab on Health while the study runs: it follows the study without a reload
+    health_tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    health_tab.goto(f"{app_url}/health")
+    expect(health_tab.get_by_text("the study is running", exact=False)).to_be_visible()
     expect(_cards(page).first).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
     first_seen = (_cards(page).count(), page.locator('[class*="st-key-card-"] .stMarkdown').all_inner_texts())
     deadline = time.time() + TRAIN_TIMEOUT_MS / 1000
@@ -120,6 +124,11 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
     expect(page.get_by_text(f"{N_TRIALS}/{N_TRIALS}", exact=True)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
     expect(page.locator('[class*="st-key-card-best"]')).to_have_count(1, timeout=30_000)
     _shot(page, "trials", ready=page.locator('[data-testid="stPlotlyChart"]').first)
+
+    # the Health tab was never reloaded: it reran itself as trials finished and when the study ended
+    expect(health_tab.get_by_text("Six health metrics")).to_be_visible(timeout=60_000)
+    expect(health_tab.get_by_text("the study is running", exact=False)).to_have_count(0, timeout=60_000)
+    health_tab.close()
 
     # --- download the best model where the gallery offers it
     with page.expect_download(timeout=60_000) as dl_info:
