@@ -232,7 +232,7 @@ def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord])
         "trials": by_runner.get(r.runner_id, 0),
         "last seen": "now" if r.beat and now - r.beat < 5 else fmt_duration(now - r.beat) + " ago" if r.beat else "-",
     } for r in runners]
-    label = f"Machines: {len(runners)} runner(s), {alive} working now"
+    label = f"Machines: {len(runners)} runner{'s' if len(runners) != 1 else ''}, {alive} working now"
     with st.expander(label, expanded=len(runners) > 1 and alive > 0):
         st.dataframe(rows, hide_index=True, width="stretch")
         st.caption("Join from another machine: `python -m core worker --study NAME --storage URL` (README, "

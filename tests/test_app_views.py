@@ -324,7 +324,7 @@ def test_gallery_lists_the_machines_working_on_the_study(home, fake):
         at = app(TRIALS)
         assert not at.exception
         label = next(e.label for e in at.expander if e.label.startswith("Machines"))
-        assert label == "Machines: 2 runner(s), 1 working now"
+        assert label == "Machines: 2 runners, 1 working now"
         df = next(d.value for d in at.dataframe if "machine" in d.value.columns)
         assert list(df["machine"]) == ["host-a", "host-b"]
         assert list(df["role"]) == ["owner", "joined worker"]
