@@ -31,6 +31,7 @@ camera looks from the -x side so the input is on the left and the output on the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -754,6 +755,49 @@ def scene_html(pl: "pyvista.Plotter") -> str:
     out = io.StringIO()
     write_html(scene_vtksz(pl), out)
     return out.getvalue()
+
+
+VIEWER_SCRIPT = "vtk_viewer.js"  # the file name the app serves vtk.js's viewer under (app/static/)
+
+
+@functools.lru_cache(maxsize=1)
+def _viewer_parts() -> tuple[str, str, str]:
+    """trame-vtk's static viewer page split as (before, the vtk.js module, after)."""
+    from trame_vtk.tools.vtksz2html import HTML_VIEWER_PATH
+
+    page = Path(HTML_VIEWER_PATH).read_text(encoding="utf-8")
+    opening = '<script type="module">'
+    start = page.index(opening)
+    end = page.index("</script>", start)
+    return page[:start], page[start + len(opening):end], page[end + len("</script>"):]
+
+
+def viewer_script() -> str:
+    """vtk.js's offline viewer (a JavaScript module, ~1 MB), to be served once as a static file."""
+    return _viewer_parts()[1]
+
+
+def scene_page(pl: "pyvista.Plotter", script_url: str) -> str:
+    """Like :func:`scene_html` but loading the viewer from ``script_url`` instead of inlining it.
+
+    The page shrinks from ~1.4 MB to the scene alone, and the browser caches the script
+    (and its compiled code) across scenes and tabs.  If the script cannot be loaded the page
+    says so instead of staying blank.
+    """
+    import base64
+
+    before, _, after = _viewer_parts()
+    data = base64.b64encode(scene_vtksz(pl)).decode()
+    missing = ("document.body.textContent='The 3D viewer script could not be loaded (" + script_url
+               + "); enable Streamlit static serving (server.enableStaticServing).'")
+    loader = ("<script>\nfunction loadDataSet() {\n"
+              "  const container = document.querySelector('.content') || document.querySelector('body');\n"
+              f'  const base64Str = "{data}";\n'
+              "  OfflineLocalView.load(container, { base64Str });\n"
+              "}\n</script>\n")
+    tag = f'<script type="module" src="{script_url}" onerror="{missing}"></script>'
+    body_end = after.index("</body>")
+    return before + tag + after[:body_end] + loader + after[body_end:]
 
 
 def export_html(

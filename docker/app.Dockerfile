@@ -23,7 +23,8 @@ COPY .streamlit ./.streamlit
 COPY app ./app
 COPY core ./core
 
-RUN useradd --create-home --uid 1000 studio && mkdir -p /data && chown studio /data
+# static: the 3D viewer writes vtk.js there at start (served at app/static/)
+RUN useradd --create-home --uid 1000 studio && mkdir -p /data /app/static && chown studio /data /app/static
 USER 1000
 VOLUME ["/data"]
 EXPOSE 8501

@@ -159,7 +159,13 @@ def test_best_trial_drawn_by_default(home, records):
     arch = arch_of(done[best.number])
     assert table_layers(at) == [lay.name for lay in arch.layers]  # one row per drawn layer, in order
     html = scene_srcdoc(at)
-    assert "OfflineLocalView" in html and len(html) > 500_000  # vtk.js inlined: works offline
+    # vtk.js is not in the page: the app serves it once from ./static (cached by the browser)
+    assert re.search(r'<script type="module" src="app/static/vtk_viewer\.js\?v=\w+"', html) and len(html) < 500_000
+    from app.views.viewer import STATIC_DIR
+    from core.scene import viewer_script
+
+    served = (STATIC_DIR / "vtk_viewer.js").read_text(encoding="utf-8")
+    assert served == viewer_script() and "OfflineLocalView" in served
     # every layer is a mesh; labels, connections and the legend come on top
     assert scene_actors(html) > len(arch.layers)
 

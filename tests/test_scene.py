@@ -233,6 +233,23 @@ def test_html_is_standalone_and_contains_the_scene(arch, tmp_path):
     assert index["hashes"]
 
 
+def test_app_page_loads_vtk_js_from_a_url_and_carries_the_same_scene(arch):
+    pl = scene.build_scene(arch, color_by="health")
+    try:
+        inline, served = scene.scene_html(pl), scene.scene_page(pl, "app/static/vtk_viewer.js?v=1")
+    finally:
+        pl.close()
+    assert len(served) < len(inline) - 900_000  # the ~1 MB viewer is not in the page
+    assert scene.viewer_script() in inline and scene.viewer_script() not in served
+    assert served.count('<script type="module" src="app/static/vtk_viewer.js?v=1"') == 1
+    assert "could not be loaded" in served  # a missing script says so instead of a blank frame
+    scenes = [re.search(r'base64Str = "([^"]+)"', page).group(1) for page in (inline, served)]
+    index = [json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(b))).read("index.json")) for b in scenes]
+    actors = [json.dumps(i["scene"]).count('"type": "vtkOpenGLActor"') for i in index]
+    assert actors[0] == actors[1] >= 2 * len(arch.layers) + 2  # the same scene (ids differ per serialisation)
+    assert served.index("<script type=\"module\"") < served.index("function loadDataSet")  # as trame-vtk orders them
+
+
 def test_export_filename():
     when = datetime(2025, 1, 2, 15, 30, 0)
     name = scene.export_filename("my study", 7, "val_accuracy", 0.912345, "png", when)

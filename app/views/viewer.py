@@ -18,6 +18,8 @@ this screen never imports TensorFlow (which must not share a process with Mesa).
 from __future__ import annotations
 
 import atexit
+import hashlib
+import logging
 import math
 import shutil
 import tempfile
@@ -38,6 +40,9 @@ from core.architecture import ArchitectureVisualization, export_architecture_jso
 from core.records import TrialRecord
 from core.scene import COLOR_BY, export_filename
 
+log = logging.getLogger("hpo.app.viewer")
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"  # served at app/static/ (server.enableStaticServing)
 SCENE_HEIGHT = 460  # px; the table beside it is at most as tall, so the two line up
 METRIC = "val_accuracy"  # the metric named in export file names (what the study optimises on)
 EXPORT_POLL_S = 0.5  # progress refresh while an export renders
@@ -136,10 +141,35 @@ def layer_table(arch: ArchitectureVisualization) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@st.cache_resource(show_spinner=False)
+def viewer_script_url() -> str | None:
+    """Put vtk.js's viewer (~1 MB) in ./static once per server and return its URL, or None to inline it.
+
+    Served as a file, the browser fetches and compiles it once instead of receiving it inside
+    every scene (a new colouring, a new tab).  The ``?v=`` part changes with trame-vtk's copy.
+    """
+    if not st.get_option("server.enableStaticServing"):
+        return None
+    from core.scene import VIEWER_SCRIPT, viewer_script
+
+    js = viewer_script()
+    path = STATIC_DIR / VIEWER_SCRIPT
+    try:
+        if not path.exists() or path.read_text(encoding="utf-8") != js:
+            STATIC_DIR.mkdir(exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(js, encoding="utf-8")
+            tmp.replace(path)
+    except OSError as exc:  # a read-only install: every scene carries vtk.js itself
+        log.warning("cannot write %s (%s); the 3D scenes will inline vtk.js", path, exc)
+        return None
+    return f"app/static/{VIEWER_SCRIPT}?v={hashlib.sha1(js.encode()).hexdigest()[:10]}"
+
+
 @st.cache_data(show_spinner="Building the 3D scene…", max_entries=32)
 def scene_page(url: str, study: str, trial: int, color_by: str, highlight: str | None, stamp: str,
-               _arch: ArchitectureVisualization) -> str:
-    """The scene as a standalone HTML page (vtk.js inlined), cached per view.
+               script_url: str | None, _arch: ArchitectureVisualization) -> str:
+    """The scene as an HTML page, cached per view: vtk.js from ``script_url``, or inlined when None.
 
     The key is (storage, study, trial, colouring, highlighted layer, completion time); a
     finished trial never changes, and ``stamp`` tells a recreated study's trial apart.
@@ -148,12 +178,12 @@ def scene_page(url: str, study: str, trial: int, color_by: str, highlight: str |
     # starts a trame server and reaches for the network) and waits on a queue with no timeout,
     # so a failure there hangs the page. scene_html is the same trame/vtk.js serialisation,
     # done here without fork or server; st.iframe shows the page.
-    from core.scene import build_scene, scene_html
+    from core import scene
 
-    pl = build_scene(_arch, color_by=color_by, highlight=highlight,
-                     window_size=(round(SCENE_HEIGHT * SCENE_ASPECT), SCENE_HEIGHT))
+    pl = scene.build_scene(_arch, color_by=color_by, highlight=highlight,
+                           window_size=(round(SCENE_HEIGHT * SCENE_ASPECT), SCENE_HEIGHT))
     try:
-        return scene_html(pl)
+        return scene.scene_page(pl, script_url) if script_url else scene.scene_html(pl)
     finally:
         pl.close()
 
@@ -424,7 +454,8 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
     left, right = st.columns(2, gap="small")
     with left:
         stamp = rec.complete.isoformat() if rec.complete else ""
-        html = scene_page(state.storage_url(), study, rec.number, color_by, highlight, stamp, arch)
+        html = scene_page(state.storage_url(), study, rec.number, color_by, highlight, stamp, viewer_script_url(),
+                          arch)
         with st.container(key="viewer-scene"):
             st.iframe(html, height=SCENE_HEIGHT)
         render_legend(color_by, _any_unknown(arch, color_by))
