@@ -118,7 +118,7 @@ def make_pruner(config: StudyConfig):
       per trial, 1.1–1.35x at 3–6 (short trials leave little to save).  A first rung at epoch
       1 saves more on some horizons but misses the best on half the seeds on others (slow
       starters); a rung at a third of the epochs, the earlier rule, saved less as trials got
-      longer (1.21x at 15 epochs).
+      longer (1.16x at 15 epochs).
     * median: below the median of earlier trials, judged from two thirds of the epochs on,
       once 4 trials finished — 1.07–1.25x, safe;
     * hyperband: brackets from half the epochs, halving — 1.06–1.27x, safe.
