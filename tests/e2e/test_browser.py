@@ -92,7 +92,7 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
     page.goto(app_url)
 
     # --- Configure: a tiny digits study, by clicking and typing
-    expect(page.get_by_role("heading", name="Configure a study")).to_be_visible()
+    expect(page.get_by_role("heading", name="Configure a study", level=1)).to_be_visible()
     expect(page.get_by_text("1,797 real handwritten digits", exact=False)).to_be_visible()
     expect(page.locator('[data-testid="stImage"] img')).to_have_count(8)  # sample digits
     _shot(page, "configure", ready=page.get_by_role("button", name="Start study"))
@@ -109,7 +109,7 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
     # a second tab on Health while the study runs: it follows the study without a reload
     health_tab = browser.new_page(viewport={"width": 1280, "height": 900})
     health_tab.goto(f"{app_url}/health")
-    expect(health_tab.get_by_text("the study is running", exact=False)).to_be_visible()
+    expect(health_tab.get_by_text("the study is running", exact=False).first).to_be_visible()
     expect(_cards(page).first).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
     first_seen = (_cards(page).count(), page.locator('[class*="st-key-card-"] .stMarkdown').all_inner_texts())
     deadline = time.time() + TRAIN_TIMEOUT_MS / 1000
@@ -126,7 +126,7 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
     _shot(page, "trials", ready=page.locator('[data-testid="stPlotlyChart"]').first)
 
     # the Health tab was never reloaded: it reran itself as trials finished and when the study ended
-    expect(health_tab.get_by_text("Six health metrics")).to_be_visible(timeout=60_000)
+    expect(health_tab.get_by_text("Six health metrics").first).to_be_visible(timeout=60_000)
     expect(health_tab.get_by_text("the study is running", exact=False)).to_have_count(0, timeout=60_000)
     health_tab.close()
 
@@ -152,7 +152,7 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
 
     # --- Health: open the best trial from its card
     page.locator('[class*="st-key-card-best"]').get_by_role("button", name="Health", exact=True).click()
-    expect(page.get_by_role("heading", name="Model health")).to_be_visible()
+    expect(page.get_by_role("heading", name="Model health", level=1)).to_be_visible()
     expect(page.get_by_text("Six health metrics")).to_be_visible()
     # the trial shown is the best one: its heading carries the "best" badge
     expect(page.get_by_role("heading", name=re.compile(r"^Trial #\d+ complete .*best$"), level=3)).to_be_visible()
@@ -160,7 +160,7 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
 
     # --- Learn
     page.get_by_role("link", name="Learn").click()
-    expect(page.get_by_role("heading", name="Learn")).to_be_visible()
+    expect(page.get_by_role("heading", name="Learn", exact=True, level=1)).to_be_visible()
     page.get_by_text("Learning rate ·").click()  # open one entry: its chart comes from this study
     _shot(page, "learn", ready=page.locator('[data-testid="stPlotlyChart"]').first)
     page.close()

@@ -62,7 +62,7 @@ def test_scene_draws_rotates_and_exports_png(app_url, browser, tmp_path):
     page.set_default_timeout(60_000)
     expect.set_options(timeout=60_000)
     page.goto(f"{app_url}/{VIEWER_PATH}")
-    expect(page.get_by_role("heading", name="3D network viewer")).to_be_visible()
+    expect(page.get_by_role("heading", name="3D network viewer", level=1)).to_be_visible()
 
     frame = scene_frame(page)
     frame.evaluate("window.__e2e_mark = 1")  # gone if the iframe is ever reloaded
