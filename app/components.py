@@ -23,7 +23,7 @@ from app import state
 from core import artifacts
 from core.config import ConfigError, StudyConfig, TrialResult
 from core.health import METRIC_INFO
-from core.records import StudySummary, TrialRecord, best_record, pareto_front, state_counts
+from core.records import StudySummary, TrialRecord, best_record, epochs_spent, pareto_front, state_counts
 from core.search_space import HYPERPARAMETERS
 
 if TYPE_CHECKING:
@@ -316,6 +316,11 @@ def render_summary(records: Sequence[TrialRecord], config: StudyConfig | None, b
     c4.metric("ETA", fmt_duration(eta_seconds(records, config, elapsed)) if running else "done" if records else "–",
               help="Estimated from the mean duration of finished trials and the workers in use.")
     st.markdown(" ".join(f"{state_badge(s)} **{counts[s]}**" for s in STATES if counts.get(s)) or "No trials yet.")
+    trained, full = epochs_spent(records)
+    if full and trained < full and counts.get("PRUNED"):
+        st.caption(f"Pruning stopped {counts['PRUNED']} trial{'s' if counts['PRUNED'] != 1 else ''} early: "
+                   f"{trained} epochs trained of {full} had every trial run to the end "
+                   f"({100 * (full - trained) / full:.0f} % saved).")
 
 
 # --------------------------------------------------------------------------- trial cards

@@ -216,12 +216,16 @@ class _TqdmStream:
 
 def summary_table(name: str, storage_url: str | None, top: int = 10) -> str:
     """Top trials by the study's objective: number, state, val acc, test acc, health, tuned params."""
-    from core.records import load_records, load_study, state_counts, study_config
+    from core.records import epochs_spent, load_records, load_study, state_counts, study_config
 
     config = study_config(load_study(name, storage_url))
     records = load_records(name, storage_url)
     counts = state_counts(records)
     head = f"Study {name}: {len(records)} trials (" + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())) + ")"
+    trained, full = epochs_spent(records)
+    if full and trained < full:
+        head += (f"\n  {trained} epochs trained of {full} had every trial run to the end "
+                 f"(pruning saved {100 * (full - trained) / full:.0f} %)")
     ranked = sorted((r for r in records if config and r.objective(config) is not None),
                     key=lambda r: (-r.objective(config), r.number))[:top]
     if not ranked:

@@ -222,6 +222,23 @@ def pareto_front(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     return sorted(front, key=lambda r: r.val_accuracy)
 
 
+def epochs_spent(records: Sequence[TrialRecord]) -> tuple[int, int]:
+    """(epochs trained, epochs had no trial been pruned) over the finished trials with a result.
+
+    A pruned trial counts the epochs it trained and, in the second figure, the epochs it was
+    set to train; the difference is what pruning saved.
+    """
+    trained = unpruned = 0
+    for r in records:
+        if r.state not in ("COMPLETE", "PRUNED", "FAIL") or r.result is None:
+            continue
+        ran = int(r.result.epochs_run or 0)
+        trained += ran
+        planned = int((r.spec or {}).get("epochs") or 0)
+        unpruned += max(ran, planned) if r.state == "PRUNED" else ran
+    return trained, unpruned
+
+
 def state_counts(records: Sequence[TrialRecord]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in records:

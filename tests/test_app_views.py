@@ -8,6 +8,7 @@ values. StudyRunner is replaced by a recorder: no training happens here (tests/e
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -352,6 +353,8 @@ def test_gallery_shows_a_card_per_trial_with_stored_values(home, fake):
     assert f"test {100 * best.test_accuracy:.1f}%" in body
     assert "loss became NaN/Inf" in body  # the failed trial says why
     assert "pruned after 2 epoch(s)" in body
+    saved = re.search(r"Pruning stopped 1 trial early: (\d+) epochs trained of (\d+) had every trial run", body)
+    assert saved and int(saved.group(2)) - int(saved.group(1)) == fake.config.epochs - 2  # its 2 unrun epochs
     assert "local @ " in body  # executor / host
     progress = at.get("progress")
     assert len(progress) == 1 and progress[0].proto.text.startswith("epoch ")

@@ -133,3 +133,24 @@ def test_core_never_imports_streamlit_or_tensorflow_for_the_cli_parser(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "HPO_HOME": str(tmp_path)})
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_summary_says_what_pruning_saved(tmp_path):
+    from core import storage as S
+    from core.cli import summary_table
+    from core.config import Settings
+    from core.records import epochs_spent, load_records
+    from tests.fakes import make_fake_study
+
+    settings = Settings(home=tmp_path)
+    url = S.resolve_url(None, settings)
+    # 4-epoch trials: 3 complete, 2 pruned after 2 epochs, 1 failed after 2, 1 still running
+    make_fake_study(url, "saved", n_complete=3, n_pruned=2, n_failed=1, n_running=1, epochs=4, with_models=False,
+                    settings=settings)
+    records = load_records("saved", url)
+    assert epochs_spent(records) == (3 * 4 + 2 * 2 + 2, 3 * 4 + 2 * 4 + 2)  # a failure saves nothing, running not counted
+    assert "18 epochs trained of 22 had every trial run to the end (pruning saved 18 %)" in summary_table("saved", url)
+
+    make_fake_study(url, "unpruned", n_complete=2, n_pruned=0, n_failed=0, n_running=0, epochs=4, with_models=False,
+                    settings=settings)
+    assert "pruning saved" not in summary_table("unpruned", url)
