@@ -258,6 +258,28 @@ SAMPLERS = ("tpe", "random", "nsga2", "motpe")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
 EXECUTORS = ("local", "runpod")
 
+# What each choice means, for the Configure form and the Learn screen (one wording for both).
+MODE_HELP = {
+    "simple": "Maximise validation accuracy. Fast to explain, blind to how healthy the model is.",
+    "health-aware": "Maximise a blend of validation accuracy and the health score; you choose the weight.",
+    "pareto": "Two objectives, accuracy and health: the study keeps every trade-off no other trial beats (the Pareto front).",
+}
+SAMPLER_HELP = {
+    "tpe": "TPE (Bayesian): learns which regions of the space score well and samples there more often.",
+    "random": "Random search: no learning, a fair baseline, and surprisingly strong for few trials.",
+    "nsga2": "NSGA-II (genetic): evolves a population toward the accuracy/health Pareto front.",
+    "motpe": "Multi-objective TPE: TPE for two objectives.",
+}
+PRUNER_HELP = {
+    "none": "Every trial trains all its epochs.",
+    "median": "From two thirds of the epochs on, stop a trial whose validation accuracy is below the median of earlier trials at the same epoch.",
+    "hyperband": "Hyperband: runs many trials briefly and gives more epochs to the promising ones.",
+    "successive_halving": "Successive halving (default): from epoch 2 on, keeps the better half of the trials at each rung (epochs 2, 4, 8, ...).",
+}
+# bench/bench_search.py: the default pruner saves >= 1.5x epochs for the same best model from
+# this many epochs per trial on (1.1-1.35x at 3-6 epochs).
+PRUNING_PAYS_FROM_EPOCHS = 8
+
 
 @dataclass
 class StudyConfig:

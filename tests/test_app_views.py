@@ -519,6 +519,24 @@ def test_learn_links_to_the_users_study(home, fake):
     assert len(lr["data"][0]["x"]) == len(fake.results)  # one point per complete trial of the study
 
 
+def test_learn_explains_the_search_with_the_users_pruned_trials(home, fake):
+    from core.config import PRUNER_HELP, SAMPLER_HELP
+
+    at = app(LEARN)
+    labels = [e.label for e in at.expander]
+    assert {"Modes: what the search optimises", "Samplers: how the next trial is chosen",
+            "Pruning: stopping hopeless trials early"} <= set(labels)
+    body = texts(at)
+    assert all(text in body for text in [*SAMPLER_HELP.values(), *PRUNER_HELP.values()])
+    assert "Intermediate values" not in [c["layout"]["title"]["text"] for c in charts(at)]  # closed: not drawn
+    at.session_state["learn-search-pruning"] = True
+    at.run()
+    assert not at.exception
+    assert any(c["layout"]["title"]["text"] == "Intermediate values" for c in charts(at))
+    saved = re.search(r"1 trial pruned; (\d+) epochs trained of (\d+)", texts(at))
+    assert saved and int(saved.group(2)) - int(saved.group(1)) == fake.config.epochs - 2
+
+
 # --------------------------------------------------------------------------- figures and figures of speech
 
 

@@ -20,7 +20,8 @@ from app import PAGE_TRIALS
 from app import components as C
 from app import state
 from core import demo
-from core.config import MODES, PRUNERS, ConfigError, StudyConfig, safe_name
+from core.config import (MODE_HELP, MODES, PRUNER_HELP, PRUNERS, PRUNING_PAYS_FROM_EPOCHS, SAMPLER_HELP, ConfigError,
+                         StudyConfig, safe_name)
 from core.datasets import DatasetInfo, get_info, is_available, list_datasets, preview
 from core.search_space import DEFAULT_TUNED, Hyperparameter, hyperparameters_for
 from core.storage import redact
@@ -31,27 +32,8 @@ DEFAULT_DATASET = "digits"
 # A newcomer's first study: ~10 short trials on digits show results within a minute on a laptop CPU.
 DEFAULT_TRIALS = 10
 DEFAULT_EPOCHS = 3
-PRUNING_PAYS_FROM_EPOCHS = 8  # bench/bench_search.py: successive halving >= 1.5x fewer epochs from here on
 PREVIEW_N = 8
 PREVIEW_PX = 64  # preview images are upscaled (nearest neighbour) to this many pixels: 8x8 digits stay crisp
-
-MODE_HELP = {
-    "simple": "Maximise validation accuracy. Fast to explain, blind to how healthy the model is.",
-    "health-aware": "Maximise a blend of validation accuracy and the health score; you choose the weight.",
-    "pareto": "Two objectives, accuracy and health: the study keeps every trade-off no other trial beats (the Pareto front).",
-}
-SAMPLER_HELP = {
-    "tpe": "TPE (Bayesian): learns which regions of the space score well and samples there more often.",
-    "random": "Random search: no learning, a fair baseline, and surprisingly strong for few trials.",
-    "nsga2": "NSGA-II (genetic): evolves a population toward the accuracy/health Pareto front.",
-    "motpe": "Multi-objective TPE: TPE for two objectives.",
-}
-PRUNER_HELP = {
-    "none": "Every trial trains all its epochs.",
-    "median": "From two thirds of the epochs on, stop a trial whose validation accuracy is below the median of earlier trials at the same epoch.",
-    "hyperband": "Hyperband: runs many trials briefly and gives more epochs to the promising ones.",
-    "successive_halving": "Successive halving (default): from epoch 2 on, keeps the better half of the trials at each rung (epochs 2, 4, 8, ...).",
-}
 
 
 # --------------------------------------------------------------------------- executors
