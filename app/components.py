@@ -225,13 +225,18 @@ def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord])
             by_runner[r.runner_id] = by_runner.get(r.runner_id, 0) + 1
     alive = sum(r.alive for r in runners)
     now = dt.datetime.now().timestamp()
-    rows = [{
-        "machine": r.host, "process": r.pid, "role": "owner" if r.owner else "joined worker",
-        "workers": r.workers, "status": ("running" if r.alive else r.status if r.status not in ("running", "stopping")
-                                         else "gone (no heartbeat)"),
-        "trials": by_runner.get(r.runner_id, 0),
-        "last seen": "now" if r.beat and now - r.beat < 5 else fmt_duration(now - r.beat) + " ago" if r.beat else "-",
-    } for r in runners]
+
+    def status(r) -> str:  # a "running" runner whose heartbeat stopped is gone
+        return "running" if r.alive else "gone (no heartbeat)" if r.status in state.LIVE_STATUSES else r.status
+
+    def seen(r) -> str:
+        if not r.beat:
+            return "-"
+        return "now" if now - r.beat < 5 else fmt_duration(now - r.beat) + " ago"
+
+    rows = [{"machine": r.host, "process": r.pid, "role": "owner" if r.owner else "joined worker",
+             "workers": r.workers, "status": status(r), "trials": by_runner.get(r.runner_id, 0), "last seen": seen(r)}
+            for r in runners]
     label = f"Machines: {len(runners)} runner{'s' if len(runners) != 1 else ''}, {alive} working now"
     with st.expander(label, expanded=len(runners) > 1 and alive > 0):
         st.dataframe(rows, hide_index=True, width="stretch")

@@ -320,21 +320,23 @@ def stop(name: str, url: str | None = None) -> bool:
     on other machines) gets the request through the storage and every runner of it stops at
     its next heartbeat.  Returns True when the runner was ours.
     """
-    runner = runner_for(name, url)
-    if runner is not None:
-        runner.stop()  # the runner passes it on to joined workers through the storage
-        return True
-    _study_module().request_stop(name, url or storage_url(), by="app")
-    return False
+    return _halt(name, url, cancel=False)
 
 
 def cancel(name: str, url: str | None = None) -> bool:
     """Stop now: running trials are abandoned, here and in every joined worker. True when the runner was ours."""
+    return _halt(name, url, cancel=True)
+
+
+def _halt(name: str, url: str | None, *, cancel: bool) -> bool:
     runner = runner_for(name, url)
     if runner is not None:
-        runner.cancel()
+        if cancel:  # the runner passes either on to joined workers
+            runner.cancel()
+        else:
+            runner.stop()
         return True
-    _study_module().request_stop(name, url or storage_url(), cancel=True, by="app")
+    _study_module().request_stop(name, url or storage_url(), cancel=cancel, by="app")
     return False
 
 

@@ -30,6 +30,7 @@ another host: its beat is older than ``STALE_AFTER_S``).
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import math
 import os
@@ -859,14 +860,13 @@ class StudyRunner:
             trial.set_user_attr(S.T_EXECUTOR, ex.name)
             trial.set_user_attr(S.T_PROGRESS, {"epoch": 0, "epochs": spec.epochs, "logs": {}, "time": time.time()})
             ex.submit(spec)
-            if self._prunes():
-                announce = getattr(ex, "epoch_judged", None)
-                if announce is not None:
-                    announce(trial.number, 0)  # each epoch will be judged: its worker may wait for the verdict
+            if self._prunes:
+                ex.epoch_judged(trial.number, 0)  # each epoch will be judged: its worker may wait for the verdict
             self._pending[trial.number] = _Running(trial=trial, spec=spec, submitted=time.time())
             self.counts.asked += 1
             log.info("trial %s submitted to %s: %s", trial.number, ex.name, _short_params(params, cfg.tuned))
 
+    @functools.cached_property
     def _prunes(self) -> bool:
         """Whether epochs of this study are judged at all (a pruner, one objective)."""
         import optuna
@@ -899,9 +899,7 @@ class StudyRunner:
                 self._executor.stop_trial(ev.trial_number)
                 log.info("trial %s pruned at epoch %s (val_accuracy %.4f)", ev.trial_number, ev.epoch, value)
                 return
-        judged = getattr(self._executor, "epoch_judged", None)
-        if judged is not None:
-            judged(ev.trial_number, ev.epoch)
+        self._executor.epoch_judged(ev.trial_number, ev.epoch)
 
     def _on_done(self, ev: DoneEvent) -> None:
         from optuna.trial import TrialState

@@ -344,6 +344,9 @@ class FakeExecutor:
     def stop_trial(self, n):
         self.stopped.add(n)
 
+    def epoch_judged(self, n, epoch):
+        pass  # fake trials never wait for a verdict
+
     def shutdown(self, wait=5.0):
         self.shut = True
 

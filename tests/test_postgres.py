@@ -77,16 +77,32 @@ def _finish(procs: list[subprocess.Popen], logs: list[Path], timeout: float = 42
         assert p.returncode == 0, log.read_text()[-3000:]
 
 
+def _owner_and_worker(name: str, url: str, tmp_path: Path, trials: int, *extra: str):
+    """Process A owns study ``name`` (``optimize``); once it exists, process B joins it (``worker``)."""
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    a = _start(["optimize", "--storage", url, "--name", name, "--trials", str(trials), "--workers", "1", *TINY,
+                *extra], tmp_path, a_log)
+    _wait(lambda: _trials(name, url) is not None, 60, "the study to exist", [a])
+    b = _start(["worker", "--study", name, "--storage", url, "--workers", "1", "--no-progress"], tmp_path, b_log)
+    return a, b, a_log, b_log
+
+
+def _running_by(name: str, url: str, proc: subprocess.Popen) -> bool:
+    """Whether process ``proc``'s runner has a RUNNING trial in the study."""
+    from optuna.trial import TrialState
+
+    from core import storage as S
+
+    return any(t.state == TrialState.RUNNING and str(t.user_attrs.get(S.T_RUNNER, "")).split(":")[1:2] == [str(proc.pid)]
+               for t in _trials(name, url))
+
+
 def test_two_runners_share_one_study(pg_url, tmp_path):
     from core import storage as S
     from core.records import load_records
 
     name = "pg"
-    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
-    a = _start(["optimize", "--storage", pg_url, "--name", name, "--trials", "6", "--workers", "1", *TINY],
-               tmp_path, a_log)
-    _wait(lambda: _trials(name, pg_url) is not None, 60, "the study to exist", [a])
-    b = _start(["worker", "--study", name, "--storage", pg_url, "--workers", "1", "--no-progress"], tmp_path, b_log)
+    a, b, a_log, b_log = _owner_and_worker(name, pg_url, tmp_path, 6)
 
     saw_running, hosts_while_running = False, set()
     while a.poll() is None or b.poll() is None:  # the app's reader, polling as a view does
@@ -124,17 +140,9 @@ def test_killed_worker_is_swept_and_budget_completes(pg_url, tmp_path):
     from core.study import T_INTERRUPTED
 
     name = "pg-kill"
-    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
-    a = _start(["optimize", "--storage", pg_url, "--name", name, "--trials", "6", "--workers", "1", *TINY],
-               tmp_path, a_log)
-    _wait(lambda: _trials(name, pg_url) is not None, 60, "the study to exist", [a])
-    b = _start(["worker", "--study", name, "--storage", pg_url, "--workers", "1", "--no-progress"], tmp_path, b_log)
+    a, b, a_log, b_log = _owner_and_worker(name, pg_url, tmp_path, 6)
 
-    def b_running() -> bool:
-        return any(t.state == TrialState.RUNNING and str(t.user_attrs.get(S.T_RUNNER, "")).split(":")[1:2] == [str(b.pid)]
-                   for t in _trials(name, pg_url))
-
-    _wait(b_running, 120, "the worker to run a trial", [a, b])
+    _wait(lambda: _running_by(name, pg_url, b), 120, "the worker to run a trial", [a, b])
     os.killpg(b.pid, signal.SIGKILL)  # the whole machine goes: runner and its trial processes
     b.wait()
     _finish([a], [a_log])
@@ -160,17 +168,9 @@ def test_stop_from_the_app_reaches_joined_workers(pg_url, tmp_path, cancel):
 
     name = f"pg-{'cancel' if cancel else 'stop'}"
     epochs = ["--epochs", "40"] if cancel else []  # long trials: only a cancel ends them early
-    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
-    a = _start(["optimize", "--storage", pg_url, "--name", name, "--trials", "40", "--workers", "1", *TINY, *epochs],
-               tmp_path, a_log)
-    _wait(lambda: _trials(name, pg_url) is not None, 60, "the study to exist", [a])
-    b = _start(["worker", "--study", name, "--storage", pg_url, "--workers", "1", "--no-progress"], tmp_path, b_log)
-
-    def running_by(proc) -> bool:
-        return any(t.state == TrialState.RUNNING and str(t.user_attrs.get(S.T_RUNNER, "")).split(":")[1:2] == [str(proc.pid)]
-                   for t in _trials(name, pg_url))
-
-    _wait(lambda: running_by(a) and running_by(b), 180, "both runners to run a trial", [a, b])
+    a, b, a_log, b_log = _owner_and_worker(name, pg_url, tmp_path, 40, *epochs)
+    _wait(lambda: _running_by(name, pg_url, a) and _running_by(name, pg_url, b), 180, "both runners to run a trial",
+          [a, b])
     asked = time.time()
     request_stop(name, pg_url, cancel=cancel, by="app")
     _finish([a, b], [a_log, b_log], timeout=60 if cancel else 120)

@@ -20,8 +20,8 @@ from app import PAGE_TRIALS
 from app import components as C
 from app import state
 from core import demo
-from core.config import (MODE_HELP, MODES, PRUNER_HELP, PRUNERS, PRUNING_PAYS_FROM_EPOCHS, SAMPLER_HELP, ConfigError,
-                         StudyConfig, safe_name)
+from core.config import (MODE_HELP, MODES, PRUNER_HELP, PRUNERS, PRUNING_MEASURED, PRUNING_PAYS_FROM_EPOCHS,
+                         SAMPLER_HELP, ConfigError, StudyConfig, safe_name)
 from core.datasets import DatasetInfo, get_info, is_available, list_datasets, preview
 from core.search_space import DEFAULT_TUNED, Hyperparameter, hyperparameters_for
 from core.storage import redact
@@ -260,8 +260,7 @@ def render_form() -> StudyConfig | None:
         st.caption("Optuna cannot prune two-objective studies, so every trial runs all its epochs.")
     elif pruner != "none" and 0 < int(epochs) < PRUNING_PAYS_FROM_EPOCHS:
         st.caption(f"Pruning saves little with {int(epochs)} epochs per trial: it needs a few epochs to judge a "
-                   f"trial and then has few left to save. Measured on digits: 1.1–1.35x fewer epochs at 3–6 "
-                   f"epochs per trial, 1.5–2x from {PRUNING_PAYS_FROM_EPOCHS} on, for the same best model.")
+                   f"trial and then has few left to save ({PRUNING_MEASURED}).")
     executors = available_executors()
     e1, e2, e3 = st.columns(3)
     with e1:

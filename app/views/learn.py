@@ -15,7 +15,7 @@ import streamlit as st
 from app import PAGE_CONFIGURE, PAGE_HEALTH
 from app import components as C
 from app import state
-from core.config import MODE_HELP, PRUNER_HELP, PRUNING_PAYS_FROM_EPOCHS, SAMPLER_HELP, StudyConfig
+from core.config import MODE_HELP, PRUNER_HELP, PRUNING_MEASURED, SAMPLER_HELP, StudyConfig
 from core.health import METRIC_INFO, WEIGHTS
 from core.records import TrialRecord, epochs_spent
 from core.search_space import HYPERPARAMETERS, Hyperparameter
@@ -112,10 +112,9 @@ def render_search(records: list[TrialRecord], study: str | None, config: StudyCo
         for name, text in PRUNER_HELP.items():
             st.markdown(f"- **{name}**: {text}")
         st.markdown(
-            f"**It needs long enough trials.** Measured on digits (bench/README.md), the default reached the same "
-            f"best model with 1.5–1.9x fewer epochs at {PRUNING_PAYS_FROM_EPOCHS}–15 epochs per trial, but only "
-            f"1.1–1.35x at 3–6: it needs two epochs to judge, and a short trial has few epochs left to save. "
-            f"Judging after one epoch saved more on some budgets and lost the best model on half the seeds on others.")
+            f"**It needs long enough trials** ({PRUNING_MEASURED}; bench/README.md): it needs two epochs to judge, "
+            "and a short trial has few epochs left to save. Judging after one epoch saved more on some budgets and "
+            "lost the best model on half the seeds on others.")
         if not exp.open or not study:
             return
         trained, unpruned = epochs_spent(records)
