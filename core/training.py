@@ -29,7 +29,7 @@ log = logging.getLogger("hpo.training")
 EpochCallback = Callable[[int, dict[str, float | None]], None]
 StopCheck = Callable[[], bool]
 
-PROBE_SAMPLES = 512  # activations and fold accuracies are measured on this many validation samples at most
+PROBE_SAMPLES = 512  # activations are measured on this many validation samples at most
 # Cross-entropy of a softmax is at most ~16 (Keras clips probabilities at 1e-7): a loss above
 # this means the weights blew up even where the float did not overflow yet.
 DIVERGED_LOSS = 1e4
@@ -47,21 +47,6 @@ def _cached_dataset(name: str, max_samples: int | None, data_seed: int, data_dir
 def load_trial_data(spec: TrialSpec, settings: Settings | None = None):
     settings = settings or Settings.from_env()
     return _cached_dataset(spec.dataset, spec.max_samples, spec.data_seed, str(settings.datasets_dir))
-
-
-def _finite(v: Any) -> bool:
-    return v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(float(v))
-
-
-def _clean_logs(logs: dict[str, Any] | None) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for k, v in (logs or {}).items():
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            continue
-        out[k] = f if math.isfinite(f) else None
-    return out
 
 
 def distribution_strategy():
@@ -91,6 +76,7 @@ def run_trial(
     *,
     settings: Settings | None = None,
     dataset: Any | None = None,
+    stats_out: dict[str, Any] | None = None,
 ) -> TrialResult:
     """Train one model from ``spec`` and measure its accuracy and health.
 
@@ -102,6 +88,8 @@ def run_trial(
             result comes back with ``status="stopped"`` without evaluation.
         settings: paths (defaults to ``Settings.from_env()``).
         dataset: a preloaded ``core.datasets.Dataset`` (tests, benchmarks).
+        stats_out: if given, filled with the raw figures the health metrics were computed from
+            (``core.health.measure`` takes them), so a benchmark can re-score a trained model.
 
     Returns:
         A ``TrialResult``; ``status`` is "complete", "stopped" or "failed" (with ``error``).
@@ -122,7 +110,7 @@ def run_trial(
         t = time.perf_counter()
         data = dataset if dataset is not None else load_trial_data(spec, settings)
         timings["load"] = time.perf_counter() - t
-        _train(spec, data, result, timings, on_epoch, should_stop, settings)
+        _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_out)
     except ConfigError as exc:
         result.status, result.error = "failed", f"invalid configuration: {exc}"
         log.warning("trial %s refused: %s", spec.trial_number, exc)
@@ -142,11 +130,11 @@ def run_trial(
     return result
 
 
-def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None:
+def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_out) -> None:
     import keras
-    import tensorflow as tf
 
     from core.models import build_model, describe_layers, unit_layers
+    from core.monitor import DIVERGED_LOSS, HealthMonitor
 
     info = data.info
     params = dict(spec.params)
@@ -164,107 +152,37 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None
     result.architecture = {"layers": describe_layers(model), "notes": list(getattr(model, "hpo_notes", []))}
     units = unit_layers(model)
 
-    # Fixed batch for gradient norms: the same samples every epoch, so norms are comparable.
-    gx, gy = data.x_train[:GRAD_BATCH], data.y_train[:GRAD_BATCH]
-    grad_layers = [layer for layer in model.layers if layer.trainable_weights]
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    @tf.function(reduce_retracing=True)
-    def _grad_norms(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=False))
-        grads = tape.gradient(loss, [w for layer in grad_layers for w in layer.trainable_weights])
-        out, i = [], 0
-        for layer in grad_layers:
-            n = len(layer.trainable_weights)
-            g = [gr for gr in grads[i : i + n] if gr is not None]
-            out.append(tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(gr, tf.float32))) for gr in g])) if g else tf.constant(0.0))
-            i += n
-        return tf.stack(out)
-
-    grad_series: dict[str, list[float]] = {layer.name: [] for layer in grad_layers}
-    health_time = [0.0]
-    state = {"nan_epoch": None, "stopped": False}
-
-    class _TrialCallback(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self._t0 = time.perf_counter()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not (math.isfinite(float(loss)) and float(loss) < DIVERGED_LOSS):
-                state["nan_epoch"] = state["nan_epoch"] or -1
-                self.model.stop_training = True
-            elif should_stop is not None and batch % 8 == 0 and should_stop():
-                state["stopped"] = True
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = _clean_logs(logs)
-            lr = self.model.optimizer.learning_rate
-            try:
-                logs["lr"] = float(keras.ops.convert_to_numpy(lr))
-            except Exception:  # noqa: BLE001 - schedules expose lr differently; it is informative only
-                logs["lr"] = None
-            logs["seconds"] = time.perf_counter() - self._t0
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
-                result.history.setdefault(key, []).append(logs.get(key))
-            result.epochs_run = epoch + 1
-            if logs.get("loss") is None or logs["loss"] >= DIVERGED_LOSS or state["nan_epoch"] == -1:
-                state["nan_epoch"] = epoch + 1
-                self.model.stop_training = True
-                return
-            th = time.perf_counter()
-            norms = _grad_norms(tf.convert_to_tensor(gx), tf.convert_to_tensor(gy)).numpy()
-            for layer, n in zip(grad_layers, norms):
-                grad_series[layer.name].append(float(n))
-            health_time[0] += time.perf_counter() - th
-            if on_epoch is not None:
-                on_epoch(epoch + 1, logs)
-            if should_stop is not None and should_stop():
-                state["stopped"] = True
-                self.model.stop_training = True
-
-    callbacks: list[Any] = [_TrialCallback()]
+    monitor = HealthMonitor(data.x_train[:GRAD_BATCH], data.y_train[:GRAD_BATCH], batch_size=batch_size,
+                            n_train=len(data.x_train), on_epoch=on_epoch, should_stop=should_stop)
+    callbacks: list[Any] = [monitor]
     if params.get("lr_schedule") == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
 
     t = time.perf_counter()
-    model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=batch_size,
-        epochs=spec.epochs,
-        validation_data=(data.x_val, data.y_val),
-        callbacks=callbacks,
-        verbose=0,
-        shuffle=True,
-    )
-    timings["train"] = time.perf_counter() - t - health_time[0]
+    model.fit(data.x_train, data.y_train, batch_size=batch_size, epochs=spec.epochs,
+              validation_data=(data.x_val, data.y_val), callbacks=callbacks, verbose=0, shuffle=True)
+    timings["train"] = time.perf_counter() - t - monitor.seconds
+    result.history = {k: list(v) for k, v in monitor.history.items() if k != "seconds"}
+    result.epochs_run = monitor.epochs_run
 
-    if state["nan_epoch"] is not None:
-        epoch = state["nan_epoch"] if state["nan_epoch"] > 0 else result.epochs_run + 1
+    if monitor.diverged_epoch is not None:
         result.status = "failed"
         result.error = (
-            f"loss diverged (NaN, Inf or above {DIVERGED_LOSS:g}) at epoch {epoch} (learning rate {params.get('learning_rate')}, "
-            f"optimizer {params.get('optimizer')}): lower the learning rate or add batch normalisation"
+            f"loss diverged (NaN, Inf or above {DIVERGED_LOSS:g}) at epoch {monitor.diverged_epoch} (learning rate "
+            f"{params.get('learning_rate')}, optimizer {params.get('optimizer')}): lower the learning rate or add "
+            "batch normalisation"
         )
         result.health = {"training_stability": 0.0}
         result.health_score = 0.0
         return
-    if state["stopped"]:
+    if monitor.stopped:
         result.status = "stopped"
         return
 
     t = time.perf_counter()
     val_pred = _predict(model, data.x_val)
     test_pred = _predict(model, data.x_test)
-    val_correct = val_pred.argmax(-1) == data.y_val
-    result.val_accuracy = float(val_correct.mean())
+    result.val_accuracy = float((val_pred.argmax(-1) == data.y_val).mean())
     result.val_loss = _xent(val_pred, data.y_val)
     result.test_accuracy = float((test_pred.argmax(-1) == data.y_test).mean())
     result.test_loss = _xent(test_pred, data.y_test)
@@ -273,47 +191,60 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None
     timings["evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    x_shifted = _shifted_test(info, data.x_test)
+    result.shifted_accuracy = float((_predict(model, x_shifted).argmax(-1) == data.y_test).mean())
+    timings["shifted"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     probe_x = data.x_val[:PROBE_SAMPLES]
-    dead: dict[str, float] = {}
-    acts_mean: dict[str, float] = {}
+    unit_stats: list[dict[str, Any]] = []
     if units:
         probe = keras.Model(model.input, [model.get_layer(u["output_layer"]).output for u in units])
         outs = probe(probe_x, training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         for u, a in zip(units, outs):
-            a = keras.ops.convert_to_numpy(a)
-            mask = H.dead_units(a, u["activation"])
-            dead[u["name"]] = float(mask.mean())
-            acts_mean[u["name"]] = float(np.mean(a))
-    unit_counts = {u["name"]: u["units"] for u in units}
+            unit_stats.append({**u, **H.unit_statistics(keras.ops.convert_to_numpy(a))})
+    # A linear model's parameter count: pixels x classes, or (bag of words) vocabulary x classes.
     baseline = int(np.prod(info.input_shape)) * info.num_classes
     if info.kind == "text":
-        baseline = int(info.seq_len or 1) * info.num_classes
-    metrics = {
-        "neuron_utilization": H.neuron_utilization(dead, unit_counts),
-        "parameter_efficiency": H.parameter_efficiency(result.val_accuracy, info.num_classes, result.param_count, baseline),
-        "training_stability": H.training_stability(result.history.get("loss", [])),
-        "gradient_health": H.gradient_health(grad_series),
-        "convergence_quality": H.convergence_quality(
-            result.history.get("val_loss", []), train_acc, result.val_accuracy, info.num_classes
-        ),
-        "accuracy_consistency": H.accuracy_consistency(H.fold_accuracies(val_correct[:PROBE_SAMPLES * 4], seed=spec.seed)),
+        baseline = int(info.vocab_size or info.seq_len or 1) * info.num_classes
+    stats = {
+        "num_classes": info.num_classes,
+        "batch_losses": monitor.batch_losses,
+        "steps_per_epoch": steps,
+        "history": result.history,
+        "layers": monitor.layers,
+        "units": unit_stats,
+        "val_labels": data.y_val.tolist(),
+        "val_predictions": val_pred.argmax(-1).tolist(),
+        "train_accuracy": train_acc,
+        "val_accuracy": result.val_accuracy,
+        "val_loss": result.val_loss,
+        "param_count": result.param_count,
+        "baseline_params": baseline,
     }
-    result.health = metrics
-    result.health_score = H.composite(metrics)
-    layer_types = {u["name"]: u["layer_type"] for u in units}
+    report = H.measure(stats)
+    recall, _ = H.per_class_recall(data.y_val, stats["val_predictions"], info.num_classes)
+    result.class_accuracy = [None if not math.isfinite(v) else round(float(v), 4) for v in recall]
+    result.health = report.metrics
+    result.health_score = report.score
     result.layers = [
         LayerHealth(
-            name=layer.name,
-            layer_type=layer_types.get(layer.name, type(layer).__name__.lower()),
-            units=int(unit_counts.get(layer.name, 0)),
-            dead_fraction=dead.get(layer.name),
-            grad_norm=grad_series[layer.name][-1] if grad_series.get(layer.name) else None,
-            activation_mean=acts_mean.get(layer.name),
+            name=lay["name"],
+            layer_type=lay["layer_type"],
+            units=int(lay["units"]),
+            dead_fraction=lay.get("dead_fraction"),
+            grad_norm=lay.get("grad_norm"),
+            activation_mean=lay.get("activation_mean"),
+            update_ratio=lay.get("update_ratio"),
+            gradient_score=lay.get("gradient_score"),
+            dead_label=lay.get("dead_label"),
         )
-        for layer in grad_layers
+        for lay in report.layers
     ]
-    timings["health"] = time.perf_counter() - t + health_time[0]
+    timings["health"] = time.perf_counter() - t + monitor.seconds
+    if stats_out is not None:
+        stats_out.update(stats, test_accuracy=result.test_accuracy, shifted_accuracy=result.shifted_accuracy)
     result.status = "complete"
     # The 3D view's data is made here, where the model is in memory, so the UI can draw any
     # trial without importing TensorFlow (and without the TF/Mesa clash in one process).
@@ -335,6 +266,21 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings) -> None
         result.model_path = str(model_path)
         result.result_path = str(out / "result.json")
         timings["save"] = time.perf_counter() - t
+
+
+def _shifted_test(info, x_test: np.ndarray) -> np.ndarray:
+    """The data set's shifted test inputs, made once per process and data set (workers run many trials)."""
+    from core.shift import shifted_test_set
+
+    key = hash((info.name, x_test.shape, float(np.asarray(x_test[:4], dtype=np.float64).sum())))
+    if key not in _SHIFT_CACHE:
+        if len(_SHIFT_CACHE) >= 4:
+            _SHIFT_CACHE.pop(next(iter(_SHIFT_CACHE)))
+        _SHIFT_CACHE[key] = shifted_test_set(info.name, info.kind, x_test)
+    return _SHIFT_CACHE[key]
+
+
+_SHIFT_CACHE: dict[int, np.ndarray] = {}
 
 
 def _predict(model, x, batch_size: int = 512) -> np.ndarray:
