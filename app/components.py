@@ -384,7 +384,8 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
             a.metric("Val accuracy", fmt_pct(res.val_accuracy), chart_data=curve if len(curve) > 1 else None,
                      help="Accuracy on the validation split, per epoch: what the study optimises.")
             b.metric("Health", fmt_score(res.health_score), help="Composite of the six health metrics (0–1).")
-            st.caption(f"test {fmt_pct(res.test_accuracy)} · {fmt_count(res.param_count)} params · "
+            st.caption(f"test {fmt_pct(res.test_accuracy)} · shifted {fmt_pct(res.shifted_accuracy)} · "
+                       f"{fmt_count(res.param_count)} params · "
                        f"{fmt_duration(rec.duration_s)}")
         elif rec.state == "RUNNING" and len(curve) > 1:
             st.metric("Val accuracy so far", fmt_pct(curve[-1]), chart_data=curve)
@@ -599,10 +600,11 @@ def make_curves_figure(result: TrialResult, metric: str = "accuracy") -> "go.Fig
 
 
 def make_layer_figures(result: TrialResult) -> tuple["go.Figure | None", "go.Figure | None"]:
-    """Per-layer dead units (%) and gradient norms (log scale, healthy band shaded)."""
+    """Per-layer dead units (%) and relative weight updates (log scale, healthy band shaded)."""
     import plotly.graph_objects as go
 
-    from core.diagnosis import DEAD_CRITICAL, DEAD_WARN, GRAD_HIGH, GRAD_LOW
+    from core.diagnosis import DEAD_CRITICAL, DEAD_WARN
+    from core.health import UPDATE_HIGH, UPDATE_LOW
 
     unit_layers = [layer for layer in result.layers or [] if layer.dead_fraction is not None]
     dead_fig = None
@@ -611,24 +613,27 @@ def make_layer_figures(result: TrialResult) -> tuple["go.Figure | None", "go.Fig
         colors = ["#e03131" if v >= 100 * DEAD_CRITICAL else "#f59f00" if v >= 100 * DEAD_WARN else "#2f9e44" for v in vals]
         dead_fig = go.Figure(go.Bar(x=[layer.name for layer in unit_layers], y=vals, marker_color=colors,
                                     text=[f"{v:.0f}%" for v in vals], textposition="outside",
-                                    hovertemplate="%{x}: %{y:.1f}% dead<extra></extra>"))
+                                    customdata=[layer.dead_label or "carry no signal" for layer in unit_layers],
+                                    hovertemplate="%{x}: %{y:.1f}% of units %{customdata}<extra></extra>"))
         dead_fig.update_yaxes(title="dead units (%)", range=[0, max(100.0, max(vals) * 1.15)])
         _layout(dead_fig, "Dead units per layer", height=300)
-    grad_layers = [layer for layer in result.layers or [] if layer.grad_norm is not None and layer.grad_norm > 0]
+    grad_layers = [layer for layer in result.layers or [] if layer.update_ratio is not None and layer.update_ratio > 0]
     grad_fig = None
     if grad_layers:
-        vals = [layer.grad_norm for layer in grad_layers]
-        colors = ["#2f9e44" if GRAD_LOW <= v <= GRAD_HIGH else "#e03131" for v in vals]  # type: ignore[operator]
+        vals = [layer.update_ratio for layer in grad_layers]
+        colors = ["#2f9e44" if UPDATE_LOW <= v <= UPDATE_HIGH else "#e03131" for v in vals]  # type: ignore[operator]
         grad_fig = go.Figure(go.Bar(x=[layer.name for layer in grad_layers], y=vals, marker_color=colors,
-                                    hovertemplate="%{x}: %{y:.3g}<extra></extra>"))
+                                    customdata=[layer.gradient_score for layer in grad_layers],
+                                    hovertemplate="%{x}: weights moved %{y:.2g} of their size; gradient health "
+                                                  "%{customdata:.2f}<extra></extra>"))
         # shapes and ranges on a log axis are given in log10 units
-        lo, hi = math.log10(GRAD_LOW), math.log10(GRAD_HIGH)
+        lo, hi = math.log10(UPDATE_LOW), math.log10(UPDATE_HIGH)
         grad_fig.add_hrect(y0=lo, y1=hi, fillcolor="rgba(47,158,68,0.08)", line_width=0,
                            annotation_text="healthy band", annotation_position="top left")
         span = [math.log10(v) for v in vals]  # type: ignore[arg-type]
-        grad_fig.update_yaxes(type="log", title="gradient norm (last epoch)",
+        grad_fig.update_yaxes(type="log", title="weight update / weight size (last epoch)",
                               range=[min(min(span), lo) - 0.5, max(max(span), hi) + 0.5])
-        _layout(grad_fig, "Gradient norm per layer", height=300)
+        _layout(grad_fig, "How far each layer's weights moved", height=300)
     return dead_fig, grad_fig
 
 

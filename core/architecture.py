@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from core import health as _health
+
 __all__ = [
     "ARCHITECTURE_TYPES",
     "AUXILIARY_TYPES",
@@ -37,8 +39,6 @@ __all__ = [
     "export_architecture_json",
     "load_architecture_json",
     "score_color",
-    "layer_health_score",
-    "gradient_health",
     "log_size",
 ]
 
@@ -83,40 +83,6 @@ def score_color(score: float | None) -> str:
     lo, hi, t = (_RED, _AMBER, s / 0.5) if s <= 0.5 else (_AMBER, _GREEN, (s - 0.5) / 0.5)
     rgb = (round(a + (b - a) * t) for a, b in zip(lo, hi))
     return "#" + "".join(f"{c:02x}" for c in rgb)
-
-
-def gradient_health(grad_norm: float | None) -> float | None:
-    """Map one layer's gradient norm to [0, 1]: 1 inside a healthy band, falling off outside.
-
-    Healthy band 1e-4 .. 10 (log10 -4 .. 1); the score falls linearly in log10 to 0 at 1e-8
-    (vanishing) and at 1e3 (exploding).  Zero, NaN or Inf is 0.  ``None`` stays ``None``.
-    """
-    if grad_norm is None:
-        return None
-    g = float(grad_norm)
-    if not math.isfinite(g) or g <= 0.0:
-        return 0.0
-    lg = math.log10(g)
-    if lg < -4.0:
-        return max(0.0, (lg + 8.0) / 4.0)
-    if lg > 1.0:
-        return max(0.0, 1.0 - (lg - 1.0) / 2.0)
-    return 1.0
-
-
-def layer_health_score(dead_fraction: float | None, grad_norm: float | None) -> float | None:
-    """One layer's health in [0, 1] from what was measured, or ``None`` if nothing was.
-
-    The minimum of ``1 - dead_fraction`` and :func:`gradient_health`: a layer is as healthy as its
-    worst symptom (half its units dead is a problem even if its gradients are fine).
-    """
-    parts: list[float] = []
-    if dead_fraction is not None and math.isfinite(float(dead_fraction)):
-        parts.append(1.0 - min(1.0, max(0.0, float(dead_fraction))))
-    gh = gradient_health(grad_norm)
-    if gh is not None:
-        parts.append(gh)
-    return min(parts) if parts else None
 
 
 def _clean(value: Any) -> Any:
@@ -171,8 +137,11 @@ class LayerVisualization:
         name: The Keras layer name (what per-layer health figures are keyed by).
         output_shape: Output shape without the batch axis; None entries are unknown (sequence length).
         activation: Activation name where the layer has one.
-        dead_fraction: Share of units that never fired on the probe batch, if measured.
-        grad_norm: L2 norm of this layer's kernel gradient on one batch, if measured.
+        dead_fraction: Share of units that carry no signal (``core.health.dead_units``), if measured.
+        grad_norm: L2 norm of this layer's gradient on a fixed batch (last epoch), if measured.
+        gradient_score: This layer's gradient health in [0, 1] (``core.health.layer_gradient_scores``).
+        update_ratio: How far the layer's weights move per training step, relative to their size.
+        dead_label: What "dead" means for this layer's activation, in words.
     """
 
     layer_id: str
@@ -192,11 +161,14 @@ class LayerVisualization:
     activation: str | None = None
     dead_fraction: float | None = None
     grad_norm: float | None = None
+    gradient_score: float | None = None
+    update_ratio: float | None = None
+    dead_label: str | None = None
 
     @property
     def health(self) -> float | None:
-        """This layer's own health score, or None when nothing was measured for it."""
-        return layer_health_score(self.dead_fraction, self.grad_norm)
+        """This layer's own health score (``core.health.layer_health``), or None when nothing was measured."""
+        return _health.layer_health(self.dead_fraction, self.gradient_score)
 
     @property
     def directions(self) -> int:
@@ -472,7 +444,8 @@ def _health_lookup(layer_health: Iterable[Any] | None) -> dict[str, dict[str, An
         if isinstance(item, Mapping):
             rec = dict(item)
         else:
-            rec = {k: getattr(item, k, None) for k in ("name", "layer_type", "units", "dead_fraction", "grad_norm")}
+            rec = {k: getattr(item, k, None) for k in ("name", "layer_type", "units", "dead_fraction", "grad_norm",
+                                                       "gradient_score", "update_ratio", "dead_label")}
         if rec.get("name"):
             table[str(rec["name"])] = rec
     return table
@@ -595,7 +568,8 @@ def build_architecture(
             inner_name = str(inner.name)
             rec = health_by_name.get(inner_name) or health_by_name.get(inner_name.removeprefix("forward_")) or {}
         dead, grad = _opt_float(rec.get("dead_fraction")), _opt_float(rec.get("grad_norm"))
-        own_health = layer_health_score(dead, grad)
+        grad_score, update = _opt_float(rec.get("gradient_score")), _opt_float(rec.get("update_ratio"))
+        own_health = _health.layer_health(dead, grad_score)
         activation = config.get("activation")
 
         layer_id = f"{index:02d}_{name}"
@@ -621,6 +595,9 @@ def build_architecture(
                 activation=str(activation) if isinstance(activation, str) else None,
                 dead_fraction=dead,
                 grad_norm=grad,
+                gradient_score=grad_score,
+                update_ratio=update,
+                dead_label=rec.get("dead_label") if isinstance(rec.get("dead_label"), str) else None,
             )
         )
 

@@ -192,7 +192,7 @@ def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = N
     """One row per trial, for the UI's table, the CLI's summary and CSV export.
 
     Columns: number, state, objective (under the study's mode), val_accuracy,
-    test_accuracy, health_score, the six health metrics, param_count, epochs_run,
+    test_accuracy, shifted_accuracy, health_score, the six health metrics, param_count, epochs_run,
     duration_s, executor, host, error, model_path, then one ``param_<name>`` column
     per hyperparameter.
     """
@@ -207,6 +207,7 @@ def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = N
             "objective": r.objective(config) if config is not None else (r.values[0] if r.values else None),
             "val_accuracy": r.val_accuracy,
             "test_accuracy": r.test_accuracy,
+            "shifted_accuracy": r.shifted_accuracy,
             "health_score": r.health_score,
         }
         for key in HEALTH_KEYS:
@@ -225,7 +226,8 @@ def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = N
         for name, value in sorted(r.params.items()):
             row[f"param_{name}"] = _short(value)
         rows.append(row)
-    columns = ["number", "state", "objective", "val_accuracy", "test_accuracy", "health_score", *HEALTH_KEYS,
+    columns = ["number", "state", "objective", "val_accuracy", "test_accuracy", "shifted_accuracy", "health_score",
+               *HEALTH_KEYS,
                "param_count", "epochs_run", "duration_s", "executor", "host", "error", "model_path"]
     df = pd.DataFrame(rows)
     if df.empty:

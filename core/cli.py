@@ -86,6 +86,8 @@ def format_result(result: TrialResult) -> str:
     lines += [
         f"  validation accuracy  {_f(result.val_accuracy)}   (the objective)",
         f"  test accuracy        {_f(result.test_accuracy)}   (reported, never optimised)",
+        f"  shifted accuracy     {_f(result.shifted_accuracy)}   (test data with noise, shifts, rotations, low contrast"
+        " or dropped words)",
         f"  health score         {_f(result.health_score)}",
         "",
         "  Health metric           value   (higher is healthier)",
@@ -231,11 +233,11 @@ def summary_table(name: str, storage_url: str | None, top: int = 10) -> str:
     if not ranked:
         return head + "\n  no complete trials yet"
     tuned = config.tuned if config else sorted(ranked[0].params)
-    lines = [head, f"  {'#':>4}  {'objective':>9}  {'val acc':>7}  {'test acc':>8}  {'health':>6}  params"]
+    lines = [head, f"  {'#':>4}  {'objective':>9}  {'val acc':>7}  {'test acc':>8}  {'shifted':>7}  {'health':>6}  params"]
     for r in ranked:
         params = ", ".join(f"{k}={_fmtp(r.params.get(k))}" for k in tuned if k in r.params)
         lines.append(f"  {r.number:>4}  {_f(r.objective(config)):>9}  {_f(r.val_accuracy):>7}  {_f(r.test_accuracy):>8}"
-                     f"  {_f(r.health_score, 3):>6}  {params}")
+                     f"  {_f(r.shifted_accuracy):>7}  {_f(r.health_score, 3):>6}  {params}")
     return "\n".join(lines)
 
 

@@ -180,9 +180,12 @@ class LayerHealth:
     name: str
     layer_type: str
     units: int  # dense units, conv channels or LSTM units
-    dead_fraction: float | None = None  # share of units that never fired on the probe batch
-    grad_norm: float | None = None  # L2 norm of this layer's kernel gradient on one batch
+    dead_fraction: float | None = None  # share of units that carry no signal (core.health.dead_units)
+    grad_norm: float | None = None  # L2 norm of this layer's gradient on a fixed batch, last epoch
     activation_mean: float | None = None
+    update_ratio: float | None = None  # update-to-weight ratio per training step (median over epochs)
+    gradient_score: float | None = None  # this layer's share of gradient_health (core.health.layer_gradient_scores)
+    dead_label: str | None = None  # what "dead" means for this layer's activation, in words
 
 
 @dataclass
@@ -196,6 +199,10 @@ class TrialResult:
     val_loss: float | None = None
     test_accuracy: float | None = None
     test_loss: float | None = None
+    # accuracy on the data set's fixed, damaged copy of the test split (core.shift)
+    shifted_accuracy: float | None = None
+    # validation accuracy of each class (recall), in class order; None where a class has no sample
+    class_accuracy: list[float | None] = field(default_factory=list)
     # keys: loss, accuracy, val_loss, val_accuracy, lr; one value per epoch
     history: dict[str, list[float | None]] = field(default_factory=dict)
     epochs_run: int = 0

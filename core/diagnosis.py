@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from core import health as H
 from core.config import LayerHealth, TrialResult
 
 __all__ = ["Finding", "SEVERITIES", "diagnose", "diagnose_many", "layer_findings"]
@@ -32,19 +33,16 @@ DEAD_CRITICAL = 0.50
 # (convergence_quality's gap score reaches 0 at 0.2 for the same reason).
 GAP_WARN = 0.10
 GAP_CRITICAL = 0.20
-# Per-layer gradient norms: the same healthy band core.health scores against.
-GRAD_LOW = 1e-5
-GRAD_HIGH = 1e1
-# Early layers whose gradient is this many decades below the output layer's are barely learning.
-GRAD_DECADES = 4.0
+# A layer whose gradient score (core.health.layer_gradient_scores) is below this is worth a finding.
+GRADIENT_SCORE_LOW = 0.5
 # Parameter efficiency below this (and a model of real size) means the accuracy was bought
 # with far more parameters than it needed.
 EFFICIENCY_LOW = 0.35
 OVERSIZED_MIN_PARAMS = 50_000
 # Training stability below this means the training loss jumped around rather than fell.
 STABILITY_LOW = 0.5
-# Accuracy consistency below this means folds of the validation set disagree noticeably.
-CONSISTENCY_LOW = 0.85
+# Accuracy consistency below this means some classes are served far worse than sampling noise explains.
+CONSISTENCY_LOW = 0.7
 # Validation loss still falling by more than this fraction over the last epoch: more epochs may pay.
 STILL_IMPROVING = 0.03
 
@@ -153,26 +151,34 @@ def _divergence(result: TrialResult) -> list[Finding]:
 
 
 def _dead_units(result: TrialResult) -> list[Finding]:
-    """Layers where many units never fire on held-out data."""
+    """Layers where many units carry no signal on held-out data, named truthfully per activation."""
     activation = str(result.params.get("activation", "relu"))
+    batch_norm = result.params.get("batch_norm")
     out = []
     for layer in result.layers or []:
         dead = _num(layer.dead_fraction)
         if dead is None or dead < DEAD_WARN:
             continue
-        recurrent = "lstm" in (layer.layer_type or "").lower()
-        units = f" ({round(dead * layer.units)} of {layer.units} units)" if layer.units else ""
-        if recurrent or activation == "tanh":
-            title = f"{_pct(dead)} of {layer.name} is saturated"
-            detail = f"{_pct(dead)} of {layer.name}'s units{units} output the same value for every probe input: they no longer carry information."
-            suggestion = "Lower learning_rate, use fewer units, or add dropout; saturated tanh/LSTM units recover slowly."
-        else:
+        kind = (layer.layer_type or "").lower()
+        recurrent = "lstm" in kind
+        act = "tanh" if recurrent else activation
+        label = layer.dead_label or H.dead_label(act)
+        units = f" ({round(dead * layer.units)} of {layer.units})" if layer.units else ""
+        detail = f"{_pct(dead)} of {layer.name}'s units{units} {label}: they cost parameters and pass nothing on."
+        if act == "relu":
             title = f"{_pct(dead)} of {layer.name} never fires"
-            detail = f"{_pct(dead)} of {layer.name}'s units{units} output zero for every probe input ({activation} activation): they cost parameters and learn nothing."
-            if _is_relu_family(activation):
-                suggestion = "Try leaky_relu (or elu/gelu) or a lower learning_rate; batch_norm also keeps units alive."
-            else:
-                suggestion = "Lower learning_rate or use fewer units in this layer."
+            suggestion = "Try leaky_relu (or elu/gelu) or a lower learning_rate"
+            if kind == "conv2d" and batch_norm is False:
+                suggestion += "; batch_norm before the activation also keeps conv channels alive"
+            suggestion += "."
+        elif act in ("tanh", "sigmoid"):
+            title = f"{_pct(dead)} of {layer.name} is saturated or constant"
+            suggestion = ("Lower learning_rate or add dropout; saturated units recover slowly"
+                          + (" (in an LSTM, fewer lstm_units or more data)." if recurrent else
+                             ", and a relu-family activation does not saturate."))
+        else:
+            title = f"{_pct(dead)} of {layer.name} gives a constant output"
+            suggestion = "Lower learning_rate, or use fewer units in this layer."
         out.append(
             Finding(
                 "critical" if dead >= DEAD_CRITICAL else "warning",
@@ -223,45 +229,41 @@ def _overfitting(result: TrialResult) -> list[Finding]:
 
 
 def _gradients(result: TrialResult) -> list[Finding]:
-    """Vanishing gradients in early layers, exploding gradients anywhere."""
-    layers = [(layer, _num(layer.grad_norm)) for layer in result.layers or []]
-    layers = [(layer, g) for layer, g in layers if g is not None]
-    if not layers:
-        return []
+    """Layers whose weights barely move (stalled) or move by more than is safe (exploding)."""
+    layers = [(layer, _num(layer.update_ratio), _num(layer.gradient_score)) for layer in result.layers or []]
+    layers = [(layer, u, g) for layer, u, g in layers if u is not None and g is not None and g < GRADIENT_SCORE_LOW]
     out = []
-    exploding = [layer.name for layer, g in layers if g > GRAD_HIGH]
-    if exploding:
-        worst = max(g for _, g in layers)
+    stalled = [(layer, u) for layer, u, _ in layers if u < H.UPDATE_LOW]
+    exploding = [(layer, u) for layer, u, _ in layers if u > H.UPDATE_HIGH]
+    lr = _fmt_lr(result.params.get("learning_rate"))
+    if stalled:
+        names = ", ".join(layer.name for layer, _ in stalled[:3]) + ("…" if len(stalled) > 3 else "")
+        slowest = min(u for _, u in stalled)
+        recurrent = any("lstm" in (layer.layer_type or "") for layer, _ in stalled)
         out.append(
             Finding(
-                "critical" if worst > GRAD_HIGH * 100 else "warning",
-                f"Exploding gradients in {', '.join(exploding[:3])}{'…' if len(exploding) > 3 else ''}",
-                f"Gradient norm reaches {worst:.3g} (healthy: up to {GRAD_HIGH:g}); updates this large make training jumpy.",
-                "Lower learning_rate, turn on batch_norm, or use a larger batch_size.",
-                layer=exploding[0],
+                "critical" if len(stalled) * 2 >= len(result.layers or [1]) else "warning",
+                f"Weights barely move in {names}",
+                f"Per training step these layers' weights change by about {slowest:.1g} of their size "
+                f"(healthy: {H.fmt_sci(H.UPDATE_LOW)} to {H.fmt_sci(H.UPDATE_HIGH)}): the gradient reaching them has vanished or the "
+                f"step (learning_rate {lr}) is too small, so they hardly learn.",
+                "Raise learning_rate, use adam instead of sgd, turn on batch_norm"
+                + (", or fewer lstm_layers." if recurrent else ", or a relu-family activation instead of tanh."),
+                layer=stalled[0][0].name,
                 metric="gradient_health",
             )
         )
-    # "Early" = the first half of the layers that have weights: where vanishing gradients bite.
-    reference = layers[-1][1]
-    early = layers[: max(1, len(layers) // 2)] if len(layers) > 1 else []
-    vanishing = []
-    for layer, g in early:
-        relative = reference > 0 and g > 0 and math.log10(reference / g) >= GRAD_DECADES
-        if g < GRAD_LOW or relative:
-            vanishing.append((layer, g))
-    if vanishing:
-        names = ", ".join(layer.name for layer, _ in vanishing[:3])
-        smallest = min(g for _, g in vanishing)
-        kind = "LSTM" if any("lstm" in (layer.layer_type or "") for layer, _ in vanishing) else "early"
+    if exploding:
+        names = ", ".join(layer.name for layer, _ in exploding[:3]) + ("…" if len(exploding) > 3 else "")
+        fastest = max(u for _, u in exploding)
         out.append(
             Finding(
-                "warning",
-                f"Vanishing gradients in {names}",
-                f"The {kind} layer(s) {names} receive a gradient of {smallest:.2g}, against {reference:.2g} at the "
-                "output: they barely change while the top of the network learns.",
-                "Use batch_norm, a relu-family activation instead of tanh, or fewer layers (conv_blocks / lstm_layers).",
-                layer=vanishing[0][0].name,
+                "critical" if fastest > H.UPDATE_HIGH * 10 else "warning",
+                f"Exploding updates in {names}",
+                f"Per training step these layers' weights change by about {fastest:.2g} of their size "
+                f"(healthy: up to {H.fmt_sci(H.UPDATE_HIGH)}): steps this large overshoot.",
+                "Lower learning_rate, turn on batch_norm, or use a larger batch_size.",
+                layer=exploding[0][0].name,
                 metric="gradient_health",
             )
         )
@@ -295,23 +297,46 @@ def _stability(result: TrialResult, already: Iterable[Finding]) -> list[Finding]
         Finding(
             "warning",
             "Training loss jumps around",
-            f"Training stability is {s:.2f}: the loss went up and down between epochs instead of falling steadily.",
+            f"Training stability is {s:.2f}: many training batches had a loss far above the trend of their "
+            "neighbours, or the loss rose again after falling.",
             f"Lower learning_rate (now {_fmt_lr(result.params.get('learning_rate'))}), use a larger batch_size, or turn on batch_norm.",
             metric="training_stability",
         )
     ]
 
 
+def _class_names(result: TrialResult) -> tuple[str, ...]:
+    try:
+        from core.datasets import get_info
+
+        return tuple(get_info(result.dataset).class_names)
+    except Exception:  # noqa: BLE001 - an unknown or custom data set: fall back to class numbers
+        return ()
+
+
 def _consistency(result: TrialResult) -> list[Finding]:
     c = _num((result.health or {}).get("accuracy_consistency"))
     if c is None or c >= CONSISTENCY_LOW:
         return []
+    recall = [_num(v) for v in (result.class_accuracy or [])]
+    names = _class_names(result)
+    worst = sorted((v, i) for i, v in enumerate(recall) if v is not None)[:3]
+    detail = f"Accuracy consistency is {c:.2f}: the model serves some classes far worse than others, more than chance explains."
+    if worst:
+        label = lambda i: f"'{names[i]}'" if i < len(names) else f"class {i}"  # noqa: E731
+        detail += " Worst: " + ", ".join(f"{label(i)} {_pct(v)}" for v, i in worst)
+        if result.val_accuracy is not None:
+            detail += f" of its validation samples right, against {_pct(result.val_accuracy)} overall."
+        never = [i for v, i in worst if v == 0.0]
+        if never:
+            detail += f" It never gets {', '.join(label(i) for i in never)} right."
     return [
         Finding(
-            "info",
-            "Accuracy differs between slices of the validation data",
-            f"Accuracy consistency is {c:.2f}: the model is right on some kinds of input much more often than on others.",
-            "More training data (max_samples), more regularisation, or check which classes it confuses.",
+            "critical" if c < CONSISTENCY_LOW / 2 else "warning",
+            "Some classes are served much worse than others",
+            detail,
+            "Check the class balance of the training data (max_samples keeps classes balanced), train longer, "
+            "or use a larger model; the confusion between similar classes often needs more capacity.",
             metric="accuracy_consistency",
         )
     ]
@@ -413,7 +438,8 @@ def diagnose(result: TrialResult | None, num_classes: int | None = None) -> list
                 "good",
                 "No health problems found",
                 (f"Health score {score:.2f}: " if score is not None else "")
-                + "units fire, gradients are in range and training and validation accuracy agree.",
+                + "no dead units, stalled or exploding layers, loss spikes, overfitting or neglected classes "
+                "crossed their warning thresholds.",
                 "Compare it with other trials: a smaller model with the same accuracy would be even healthier.",
             )
         )

@@ -1,98 +1,107 @@
-"""The six health metrics and the composite health score.
+"""The six health metrics, the per-layer health and the composite score: one definition each.
 
-Pure numpy on statistics collected during a trial (training.py collects them), so each
-metric can be pinned by tests with constructed inputs.  Every metric lies in [0, 1],
-higher is healthier, and ``None`` means "could not be measured" (it is then left out
-of the composite instead of being guessed).
+Pure numpy on figures collected while a trial trains (``core.monitor.HealthMonitor``) and on
+held-out data after it (``core.training``).  :func:`measure` takes those figures as one plain
+dict, so a benchmark can keep them and re-score a trained model, and every screen that shows
+health (the dashboard, the diagnosis, the 3D colours, Learn) imports its definitions from
+here.  Every metric lies in [0, 1], higher is healthier; ``None`` means "could not be
+measured" (it is then left out of the composite rather than guessed).
+
+Each definition was chosen on a pathology benchmark (``bench/bench_health_validity.py``):
+real models trained through ``run_trial`` with dead units, vanishing gradients, unstable
+training, overfitting, bloat and class collapse against healthy controls, several seeds,
+digits and Fashion-MNIST.  Its table is in bench/README.md.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-# Composite weights. Utilisation and convergence weigh most: dead capacity and an
-# unsettled or overfitting run are the two failures a test accuracy hides best.
+# --------------------------------------------------------------------------- the composite
+
+# Composite weights (a weighted geometric mean, see :func:`composite`).
 WEIGHTS: dict[str, float] = {
-    "neuron_utilization": 0.20,
+    "neuron_utilization": 0.15,
     "parameter_efficiency": 0.15,
     "training_stability": 0.15,
     "gradient_health": 0.15,
-    "convergence_quality": 0.20,
+    "convergence_quality": 0.25,
     "accuracy_consistency": 0.15,
 }
 
 METRICS: tuple[str, ...] = tuple(WEIGHTS)  # the six metric names, in display order
+FLOOR = 0.02  # a metric at 0 counts as this in the geometric mean (so one zero is not -inf)
 
-METRIC_INFO: dict[str, dict[str, str]] = {
-    "neuron_utilization": {
-        "title": "Neuron utilisation",
-        "meaning": "Share of units (dense neurons, conv channels, LSTM units) that fire on held-out data. "
-        "A dead unit never fires: it costs parameters and compute and contributes nothing.",
-        "formula": "1 - dead units / all units, over every dense, conv and LSTM layer, on a probe batch of validation data.",
-        "low_means": "Dead ReLUs (try leaky_relu/elu, a lower learning rate, batch normalisation) or saturated tanh/LSTM units.",
-    },
-    "parameter_efficiency": {
-        "title": "Parameter efficiency",
-        "meaning": "Accuracy gained over chance per parameter. Two models with the same accuracy: the smaller one is healthier.",
-        "formula": "gain / (1 + 0.5 * max(0, log10(params / baseline))), gain = (acc - chance) / (1 - chance) clipped to [0, 1], "
-        "baseline = input size x classes (a linear model's parameter count).",
-        "low_means": "The model is larger than the accuracy it buys: fewer filters/units or a global-average head.",
-    },
-    "training_stability": {
-        "title": "Training stability",
-        "meaning": "How smoothly the training loss falls from epoch to epoch. Jumps and oscillation mean the steps are too big.",
-        "formula": "net decrease / total variation of the per-epoch training loss (1 = falls monotonically); 0 if the loss rose overall or became NaN/Inf; not measured after a single epoch.",
-        "low_means": "Learning rate too high, batch too small, or no normalisation.",
-    },
-    "gradient_health": {
-        "title": "Gradient health",
-        "meaning": "Whether every layer receives a useful gradient: neither vanishing (the layer stops learning) nor exploding.",
-        "formula": "mean over layers and epochs of a per-layer score (1 inside 1e-5..1e1, falling by decade outside), "
-        "times a penalty when layers' norms differ by more than 4 decades.",
-        "low_means": "Vanishing: deep tanh stacks, too many LSTM layers. Exploding: learning rate too high, no normalisation.",
-    },
-    "convergence_quality": {
-        "title": "Convergence quality",
-        "meaning": "Did validation loss improve well beyond chance, settle near its best, and stay close to training accuracy?",
-        "formula": "mean of improvement (1 - best val loss / ln(classes)), settling (best / final val loss) and "
-        "gap score (1 - (train acc - val acc) / 0.2).",
-        "low_means": "Overfitting (more dropout, weight decay, fewer epochs) or not learning at all.",
-    },
-    "accuracy_consistency": {
-        "title": "Accuracy consistency",
-        "meaning": "Whether accuracy holds across different slices of the validation data, not just on average.",
-        "formula": "1 - coefficient of variation of accuracy over 5 disjoint validation folds.",
-        "low_means": "The model is right on some kinds of input and wrong on others; more data or regularisation.",
-    },
+# --------------------------------------------------------------------------- dead units
+
+FIRE_EPS = 1e-6  # a ReLU output at or below this is "off"
+SATURATED = 0.99  # |tanh| above this is saturated: the unit's gradient is < 2 % of its peak
+SATURATED_SHARE = 0.99  # a bounded unit saturated on this share of probe outputs is stuck
+CONSTANT_REL = 0.01  # a unit whose spread is below 1 % of its layer's typical spread is constant
+CONSTANT_ABS = 1e-3  # ... or below this absolute spread when the whole layer is flat
+
+DEAD_LABELS = {
+    "relu": "never fire: output 0 on every held-out input",
+    "tanh": "saturated at ±1 or constant on every held-out input",
+    "other": "constant: the same output for every held-out input",
 }
 
-# Activations whose units are "on" only for positive output; other units (tanh, LSTM)
-# count as dead when their output no longer varies (saturated).
-_POSITIVE_FIRING = {"relu", "leaky_relu", "elu", "gelu", "swish", "silu"}
-FIRE_EPS = 1e-6
-SATURATION_STD = 1e-3
+
+def dead_label(activation: str) -> str:
+    """What "dead" means for units with this activation, in words a user can check."""
+    if activation == "relu":
+        return DEAD_LABELS["relu"]
+    if activation in ("tanh", "sigmoid"):
+        return DEAD_LABELS["tanh"]
+    return DEAD_LABELS["other"]
 
 
-def dead_units(activations: np.ndarray, activation: str = "relu") -> np.ndarray:
-    """Boolean mask of dead units for one layer's activations.
+def unit_statistics(activations: np.ndarray) -> dict[str, Any]:
+    """Per-unit figures of one layer's outputs on the probe batch (all axes but the last pooled).
 
-    Args:
-        activations: shape (batch, ..., units); all axes but the last are pooled.
-        activation: the layer's activation name.
-
-    Returns:
-        A (units,) boolean array, True where the unit never fired on the probe batch.
+    Returns lists (one value per unit) ``std``, ``max``, ``min``, ``saturated`` (share of
+    outputs with |a| > SATURATED) and the layer's overall ``mean``.  Non-finite outputs make
+    a unit's figures NaN (it then counts as dead).
     """
     a = np.asarray(activations, dtype=np.float64)
     flat = a.reshape(-1, a.shape[-1])
-    if not np.all(np.isfinite(flat)):
-        return ~np.all(np.isfinite(flat), axis=0) | (np.nanmax(np.where(np.isfinite(flat), flat, -np.inf), axis=0) <= FIRE_EPS)
-    if activation in _POSITIVE_FIRING:
-        return flat.max(axis=0) <= FIRE_EPS
-    return flat.std(axis=0) < SATURATION_STD
+    finite = np.all(np.isfinite(flat), axis=0)
+    safe = np.where(np.isfinite(flat), flat, 0.0)
+    std = np.where(finite, safe.std(axis=0), np.nan)
+    mx = np.where(finite, safe.max(axis=0), np.nan)
+    mn = np.where(finite, safe.min(axis=0), np.nan)
+    sat = np.where(finite, (np.abs(safe) > SATURATED).mean(axis=0), np.nan)
+    r = lambda v: [float(f"{x:.4g}") if math.isfinite(x) else None for x in v]  # noqa: E731 - compact JSON
+    return {"std": r(std), "max": r(mx), "min": r(mn), "saturated": r(sat),
+            "mean": float(np.mean(safe)) if safe.size else 0.0}
+
+
+def dead_units(stats: Mapping[str, Any], activation: str) -> np.ndarray:
+    """Boolean mask of units that carry no information on held-out data.
+
+    ReLU units that never output a positive value; tanh units (and LSTM outputs) saturated
+    at ±1 on almost every input; and, for every activation, units whose output barely varies
+    (near-constant).  A leaky-ReLU, ELU, GELU or swish unit that is never positive is *not*
+    dead: its negative side still passes a signal, so only near-constant counts for them.
+    """
+    std = np.array([np.nan if v is None else v for v in stats["std"]], dtype=float)
+    mx = np.array([np.nan if v is None else v for v in stats["max"]], dtype=float)
+    sat = np.array([np.nan if v is None else v for v in stats["saturated"]], dtype=float)
+    broken = ~np.isfinite(std)
+    typical = float(np.nanmedian(std)) if np.any(~broken) else 0.0
+    constant = np.nan_to_num(std, nan=0.0) < max(CONSTANT_ABS, CONSTANT_REL * typical)
+    dead = broken | constant
+    if activation == "relu":
+        dead |= np.nan_to_num(mx, nan=0.0) <= FIRE_EPS
+    elif activation in ("tanh", "sigmoid"):
+        dead |= np.nan_to_num(sat, nan=1.0) >= SATURATED_SHARE
+    return dead
 
 
 def neuron_utilization(dead_fractions: Mapping[str, float], units: Mapping[str, int]) -> float | None:
@@ -104,123 +113,436 @@ def neuron_utilization(dead_fractions: Mapping[str, float], units: Mapping[str, 
     return float(np.clip(1.0 - dead / total, 0.0, 1.0))
 
 
-def parameter_efficiency(accuracy: float | None, num_classes: int, param_count: int, baseline_params: int) -> float | None:
-    """Accuracy gained over chance, discounted by half a point per decade of size above a linear model.
+# --------------------------------------------------------------------------- efficiency
 
-    Bounded in [0, 1], never negative, and strictly lower for a bigger model at equal accuracy.
+# The reference budget: this many times a linear model's parameter count (pixels x classes for
+# images, vocabulary x classes for text).  The product's default CNNs use 50-85x.
+REFERENCE_SCALE = 100
+
+
+def skill(accuracy: float, num_classes: int) -> float:
+    """Accuracy gained over guessing, as a share of what was there to gain: 0 at chance, 1 at 100 %."""
+    chance = 1.0 / max(num_classes, 2)
+    return float(np.clip((accuracy - chance) / (1.0 - chance), 0.0, 1.0))
+
+
+def parameter_efficiency(accuracy: float | None, num_classes: int, param_count: int, baseline_params: int) -> float | None:
+    """Accuracy gained over chance, per parameter beyond a reference budget.
+
+    ``skill(accuracy) x min(1, budget / params)`` with budget = REFERENCE_SCALE x a linear
+    model's parameter count: full marks within the budget, and past it the score falls in
+    proportion to the size (twice the parameters for the same accuracy: half the score).
+    Bounded in [0, 1] and never negative.
     """
     if accuracy is None or not math.isfinite(accuracy) or param_count <= 0:
         return None
-    chance = 1.0 / max(num_classes, 2)
-    gain = float(np.clip((accuracy - chance) / (1.0 - chance), 0.0, 1.0))
-    decades = max(0.0, math.log10(param_count / max(baseline_params, 1)))
-    return gain / (1.0 + 0.5 * decades)
+    budget = max(baseline_params, 1) * REFERENCE_SCALE
+    return skill(accuracy, num_classes) * min(1.0, budget / param_count)
 
 
-def training_stability(losses: Sequence[float | None]) -> float | None:
-    """Net decrease of the training loss divided by its total variation; 0 for NaN/Inf or a rise."""
-    if not losses:
+# --------------------------------------------------------------------------- stability
+
+SPIKE_RATIO = 1.5  # a batch whose loss is this many times its neighbours' median is a spike
+SPIKE_WINDOW = 9  # neighbours: the median of this many batches around it
+SPIKE_FLOOR = 0.05  # losses below this share of the chance loss are all "near zero": no spike among them
+SPIKE_SHARE = 0.10  # a spike share this large halves the score (healthy runs: 0-5 %)
+REGRESSION = 0.10  # the epoch loss rising this far above its earlier minimum (x chance loss) halves it
+
+
+def _running_median(x: np.ndarray, window: int) -> np.ndarray:
+    half = window // 2
+    padded = np.pad(x, half, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
+
+
+def stability_parts(batch_losses: Sequence[float | None], num_classes: int, steps_per_epoch: int) -> dict[str, float] | None:
+    """``spikes``: share of batches whose loss is SPIKE_RATIO x the median of their neighbours or more;
+    ``regression``: the largest rise of an epoch's mean loss above the lowest before it, in units
+    of the chance loss ln(classes).  None when there are too few batches to judge."""
+    x = np.asarray([np.nan if v is None else v for v in batch_losses], dtype=float)
+    if len(x) < SPIKE_WINDOW:
         return None
-    vals = [float("nan") if v is None else float(v) for v in losses]
-    if not all(math.isfinite(v) for v in vals):
-        return 0.0
-    if len(vals) == 1:
-        return None  # one epoch shows no trend: not measured, rather than a flattering 1.0
-    arr = np.array(vals)
-    total_variation = float(np.abs(np.diff(arr)).sum())
-    net = float(arr[0] - arr[-1])
-    if net <= 0:
-        return 0.0
-    return float(np.clip(net / total_variation, 0.0, 1.0)) if total_variation > 0 else 1.0
+    if not np.all(np.isfinite(x)):
+        return {"spikes": 1.0, "regression": math.inf}
+    chance = math.log(max(num_classes, 2))
+    floor = SPIKE_FLOOR * chance
+    trend = _running_median(x, SPIKE_WINDOW)
+    spikes = float(np.mean((x + floor) / (trend + floor) > SPIKE_RATIO))
+    n = max(1, int(steps_per_epoch))
+    epochs = np.array([x[i:i + n].mean() for i in range(0, len(x), n)])
+    regression = float(np.max(epochs - np.minimum.accumulate(epochs))) / chance
+    return {"spikes": spikes, "regression": regression}
 
 
-GRAD_LOW, GRAD_HIGH = 1e-5, 1e1  # healthy per-layer gradient norm band (measured on trained models)
+def training_stability(batch_losses: Sequence[float | None], num_classes: int, steps_per_epoch: int) -> float | None:
+    """1 / (1 + (spikes / SPIKE_SHARE)^3) x 1 / (1 + (regression / REGRESSION)^2); 0 for NaN/Inf."""
+    p = stability_parts(batch_losses, num_classes, steps_per_epoch)
+    if p is None:
+        return None
+    if not math.isfinite(p["regression"]):
+        return 0.0
+    return float(1.0 / (1.0 + (p["spikes"] / SPIKE_SHARE) ** 3) / (1.0 + (p["regression"] / REGRESSION) ** 2))
 
 
-def _grad_score(norm: float) -> float:
-    if not math.isfinite(norm):
+# --------------------------------------------------------------------------- gradients
+
+# Healthy update-to-weight ratio of one training step: how far a layer's weights move in one
+# step, as a share of their size (measured exactly on the middle step of every epoch).
+# Healthy models on the pathology benchmark: 7e-4 to 1e-2; stalled ones 5e-6 to 4e-5.
+UPDATE_LOW, UPDATE_HIGH = 3e-4, 1e-1
+UPDATE_FALLOFF = 1.5  # decades outside the band at which a layer's score reaches 0
+DEPTH_DECADES = 2.0  # first vs last layer's relative gradient further apart than this: vanishing with depth
+# Embeddings are left out: only the rows of the tokens in a batch move, so their ratio is no signal.
+_DEPTH_KINDS = {"conv2d", "dense", "lstm", "bilstm", "output"}
+
+
+def _band(value: float, low: float, high: float, falloff: float = UPDATE_FALLOFF) -> float:
+    """1 inside [low, high], falling linearly in log10 to 0 at ``falloff`` decades outside; 0 for 0/NaN/Inf."""
+    if not math.isfinite(value) or value <= 0:
         return 0.0
-    if norm <= 0:
-        return 0.0
-    lg = math.log10(norm)
-    if lg < math.log10(GRAD_LOW):
-        return math.exp(-(math.log10(GRAD_LOW) - lg))
-    if lg > math.log10(GRAD_HIGH):
-        return math.exp(-(lg - math.log10(GRAD_HIGH)))
+    lg = math.log10(value)
+    if lg < math.log10(low):
+        return max(0.0, 1.0 - (math.log10(low) - lg) / falloff)
+    if lg > math.log10(high):
+        return max(0.0, 1.0 - (lg - math.log10(high)) / falloff)
     return 1.0
 
 
-def gradient_health(grad_norms: Mapping[str, Sequence[float]]) -> float | None:
-    """Score per-layer gradient norms collected on a fixed batch (one list per layer, one value per epoch).
-
-    Each norm scores 1 inside [1e-5, 10] and decays by a factor e per decade outside.
-    Per epoch, a spread of more than 4 decades between the largest and smallest layer
-    norm (some layers learn, others do not) multiplies the score by 1 / (1 + excess/2).
-    """
-    if not grad_norms:
-        return None
-    series = {k: [float(v) for v in vs] for k, vs in grad_norms.items() if len(vs)}
-    if not series:
-        return None
-    n_epochs = max(len(v) for v in series.values())
-    epoch_scores = []
-    for e in range(n_epochs):
-        norms = [vs[e] for vs in series.values() if e < len(vs)]
-        if any(not math.isfinite(n) for n in norms):
-            epoch_scores.append(0.0)
+def update_rates(layers: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """Per weighted layer (embeddings and normalisation left out), the update-to-weight ratio of one step, each epoch."""
+    out = {}
+    for r in layers:
+        if r.get("kind") not in _DEPTH_KINDS or not r.get("weight_norm") or not r.get("step_update_norm"):
             continue
-        base = float(np.mean([_grad_score(n) for n in norms]))
-        positive = [n for n in norms if n > 0]
-        spread = math.log10(max(positive) / min(positive)) if len(positive) >= 2 else 0.0
-        epoch_scores.append(base / (1.0 + max(0.0, spread - 4.0) / 2.0))
-    return float(np.clip(np.mean(epoch_scores), 0.0, 1.0))
+        out[r["name"]] = [u / w if w and w > 0 and math.isfinite(u / w) else float("nan")
+                          for u, w in zip(r["step_update_norm"], r["weight_norm"])]
+    return out
 
 
-def convergence_quality(
-    val_losses: Sequence[float | None],
-    train_accuracy: float | None,
-    val_accuracy: float | None,
-    num_classes: int,
-) -> float | None:
-    """Mean of improvement over chance, settling near the best, and a small train/val gap."""
+def layer_gradient_scores(layers: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Each weighted layer's gradient health: the median over epochs of its update rate scored against the band."""
+    out = {}
+    for name, rates in update_rates(layers).items():
+        vals = [v for v in rates if math.isfinite(v)]
+        out[name] = _band(float(np.median(vals)), UPDATE_LOW, UPDATE_HIGH) if vals else 0.0
+    return out
+
+
+def depth_spread(layers: Sequence[Mapping[str, Any]]) -> float | None:
+    """Decades between the last and the first weighted layer's relative gradient (gradient / weight norm)."""
+    rows = [r for r in layers if r.get("kind") in _DEPTH_KINDS and r.get("weight_norm") and r.get("grad_norm")]
+    if len(rows) < 2:
+        return None
+
+    def rel(r):
+        vals = [g / w for g, w in zip(r["grad_norm"], r["weight_norm"]) if w > 0 and g > 0]
+        return float(np.median(vals)) if vals else None
+
+    first, last = rel(rows[0]), rel(rows[-1])
+    if not first or not last:
+        return math.inf
+    return math.log10(last / first)
+
+
+def gradient_health(layers: Sequence[Mapping[str, Any]]) -> float | None:
+    """Mean of the per-layer scores, divided by 1 + the depth spread beyond DEPTH_DECADES."""
+    scores = layer_gradient_scores(layers)
+    if not scores:
+        return None
+    base = float(np.mean(list(scores.values())))
+    spread = depth_spread(layers)
+    if spread is None:
+        return base
+    if not math.isfinite(spread):
+        return 0.0
+    return float(np.clip(base / (1.0 + max(0.0, spread - DEPTH_DECADES)), 0.0, 1.0))
+
+
+# --------------------------------------------------------------------------- convergence
+
+# Train minus validation accuracy: up to GAP_OK is ordinary (small validation sets, dropout at
+# training time); the gap part then falls linearly to 0 at GAP_ZERO (overfitting).
+GAP_OK, GAP_ZERO = 0.05, 0.25
+
+
+def convergence_parts(val_losses: Sequence[float | None], train_accuracy: float | None, val_accuracy: float | None,
+                      num_classes: int) -> dict[str, float] | None:
     vals = [float(v) for v in val_losses if v is not None]
     if not vals:
         return None
     if not all(math.isfinite(v) for v in vals):
-        return 0.0
+        return {"learned": 0.0, "settle": 0.0, "gap": 1.0}
     chance_loss = math.log(max(num_classes, 2))
     best, final = min(vals), vals[-1]
-    improvement = float(np.clip(1.0 - best / chance_loss, 0.0, 1.0))
+    learned = float(np.clip(1.0 - best / chance_loss, 0.0, 1.0))
     settle = float(np.clip(best / final, 0.0, 1.0)) if final > 0 else 1.0
     gap = 0.0 if train_accuracy is None or val_accuracy is None else max(0.0, train_accuracy - val_accuracy)
-    gap_score = float(np.clip(1.0 - gap / 0.2, 0.0, 1.0))
-    return (improvement + settle + gap_score) / 3.0
+    return {"learned": learned, "settle": settle, "gap": gap}
 
 
-def accuracy_consistency(fold_accuracies: Iterable[float]) -> float | None:
-    """1 - coefficient of variation of accuracy over disjoint validation folds."""
-    accs = np.array([a for a in fold_accuracies if a is not None and math.isfinite(a)], dtype=float)
-    if len(accs) < 2:
+def convergence_quality(val_losses: Sequence[float | None], train_accuracy: float | None, val_accuracy: float | None,
+                        num_classes: int) -> float | None:
+    """learned x settling x gap score: a model that learned nothing scores 0 whatever else holds."""
+    p = convergence_parts(val_losses, train_accuracy, val_accuracy, num_classes)
+    if p is None:
         return None
-    mean = accs.mean()
-    if mean <= 0:
+    gap_score = float(np.clip(1.0 - (p["gap"] - GAP_OK) / (GAP_ZERO - GAP_OK), 0.0, 1.0))
+    return float(math.sqrt(p["learned"]) * p["settle"] * gap_score)
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def per_class_recall(labels: Sequence[int], predictions: Sequence[int], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recall of each class and its number of samples (classes with no sample get NaN)."""
+    y = np.asarray(labels, dtype=int)
+    p = np.asarray(predictions, dtype=int)
+    counts = np.bincount(y, minlength=num_classes).astype(float)
+    hits = np.bincount(y[p == y], minlength=num_classes).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(counts > 0, hits / counts, np.nan)
+    return recall, counts
+
+
+def accuracy_consistency(labels: Sequence[int], predictions: Sequence[int], num_classes: int) -> float | None:
+    """How evenly the model serves its classes, beyond what sampling noise alone would give.
+
+    The spread of per-class recall is compared with the spread a model of the same accuracy
+    would show if its errors fell on classes at random (binomial noise, per class size); only
+    the excess counts.  Score = 1 - excess spread / accuracy, and never above the worst
+    class's recall (plus its noise allowance) relative to the accuracy: a model that never
+    predicts some class scores near 0.
+    """
+    recall, counts = per_class_recall(labels, predictions, num_classes)
+    ok = counts > 0
+    if ok.sum() < 2:
+        return None
+    r, n = recall[ok], counts[ok]
+    acc = float((r * n).sum() / n.sum())
+    if acc <= 0:
         return 0.0
-    return float(np.clip(1.0 - accs.std() / mean, 0.0, 1.0))
+    noise_var = acc * (1 - acc) / n
+    excess_var = max(0.0, float(np.average((r - acc) ** 2, weights=n) - np.average(noise_var, weights=n)))
+    spread = 1.0 - math.sqrt(excess_var) / acc
+    worst = int(np.argmin(r))
+    floor = min(1.0, (r[worst] + 2.0 * math.sqrt(noise_var[worst])) / acc)
+    return float(np.clip(min(spread, floor), 0.0, 1.0))
 
 
-def fold_accuracies(correct: np.ndarray, folds: int = 5, seed: int = 0) -> list[float]:
-    """Accuracy on ``folds`` disjoint, shuffled slices of a per-sample correctness vector."""
-    correct = np.asarray(correct, dtype=float)
-    if len(correct) < folds * 2:
-        return []
-    idx = np.random.default_rng(seed).permutation(len(correct))
-    return [float(correct[part].mean()) for part in np.array_split(idx, folds)]
+# --------------------------------------------------------------------------- words for the screens
+
+
+def fmt_sci(x: float) -> str:
+    """1e-4 rather than 0.0001 or 1e-04."""
+    mant, exp = f"{x:.0e}".split("e")
+    return f"{mant}e{int(exp)}" if int(exp) < -2 else f"{x:g}"
+
+
+COMPOSITE_HELP = (
+    "A weighted geometric mean of the six metrics: a model is only as healthy as its weakest part, so one "
+    "metric near 0 pulls the score down hard instead of being averaged away by five good ones."
+)
+UPDATE_RATIO_HELP = (
+    "How far the layer's weights move in one training step, as a share of their size (measured on the middle "
+    f"step of each epoch; median over epochs). Healthy: {fmt_sci(UPDATE_LOW)} to {fmt_sci(UPDATE_HIGH)}."
+)
+GRADIENT_HELP = (
+    f"Each layer's update-to-weight ratio per step scored against the healthy band {fmt_sci(UPDATE_LOW)}..{fmt_sci(UPDATE_HIGH)}: "
+    f"1 inside it, falling to 0 {UPDATE_FALLOFF:g} decades outside. Far below: the gradient reaching the layer has vanished (or the "
+    "step is too small) and it barely learns; far above: exploding updates."
+)
+
+METRIC_INFO: dict[str, dict[str, str]] = {
+    "neuron_utilization": {
+        "title": "Neuron utilisation",
+        "meaning": "Share of units (dense neurons, conv channels, LSTM units) that carry information on held-out data. "
+        "A dead unit costs parameters and compute and passes nothing on.",
+        "formula": "1 - dead units / all units, over every dense, conv and LSTM layer, on up to 512 validation samples. "
+        "Dead means: for ReLU, never positive; for tanh and LSTM outputs, saturated at ±1 on "
+        f"{SATURATED_SHARE:.0%} of outputs or constant; for leaky ReLU, ELU, GELU and swish (whose negative side "
+        f"still passes a signal), constant: a spread below {CONSTANT_REL:.0%} of the layer's typical unit.",
+        "low_means": "Dying ReLUs (a lower learning rate, leaky_relu/elu/gelu, batch normalisation in conv blocks) or "
+        "saturated tanh/LSTM units (a lower learning rate).",
+    },
+    "parameter_efficiency": {
+        "title": "Parameter efficiency",
+        "meaning": "Accuracy gained over chance per parameter. Two models with the same accuracy: the smaller one is "
+        "healthier.",
+        "formula": "skill x min(1, budget / parameters); skill = (accuracy - chance) / (1 - chance) clipped to [0, 1]; "
+        f"budget = {REFERENCE_SCALE} x a linear model's parameter count (pixels x classes for images, vocabulary x "
+        "classes for text). Twice the budget for the same accuracy scores half.",
+        "low_means": "The model is larger than the accuracy it buys (fewer filters/units, a global-average head), or "
+        "it learned little.",
+    },
+    "training_stability": {
+        "title": "Training stability",
+        "meaning": "Whether the training loss fell smoothly, batch by batch, or spiked and bounced back up.",
+        "formula": f"1 / (1 + (spikes / {SPIKE_SHARE:g})^3) x 1 / (1 + (rise / {REGRESSION:g})^2): spikes = share of "
+        f"batches whose loss is {SPIKE_RATIO:g}x or more the median of the {SPIKE_WINDOW} batches around it; rise = the "
+        "largest climb of an epoch's mean loss above the lowest before it, over the chance loss ln(classes). "
+        "NaN/Inf is 0.",
+        "low_means": "Steps too big for the batch: a lower learning rate, a larger batch, batch normalisation, or adam "
+        "instead of sgd.",
+    },
+    "gradient_health": {
+        "title": "Gradient health",
+        "meaning": "Whether every layer keeps learning at a useful rate: its weights neither frozen (vanishing gradient, "
+        "too small a step) nor thrown around (exploding).",
+        "formula": GRADIENT_HELP + f" The mean over layers, divided by 1 + the decades beyond {DEPTH_DECADES:g} by "
+        "which the first layer's relative gradient (gradient / weight size) trails the last layer's.",
+        "low_means": "Vanishing: deep tanh stacks without batch normalisation, a tiny learning rate, sgd at a low rate. "
+        "Exploding: too high a learning rate.",
+    },
+    "convergence_quality": {
+        "title": "Convergence quality",
+        "meaning": "Did the model learn far beyond chance, settle at its best, and generalise what it learned?",
+        "formula": "sqrt(learned) x settling x gap score; learned = 1 - best validation loss / ln(classes) (0 for a "
+        "model that learned nothing, whatever else holds); settling = best / final validation loss; gap score = 1 "
+        f"up to a {GAP_OK:.0%} train-validation accuracy gap, falling to 0 at {GAP_ZERO:.0%}.",
+        "low_means": "Overfitting (more dropout, weight decay, more data, fewer epochs) or not learning at all.",
+    },
+    "accuracy_consistency": {
+        "title": "Accuracy consistency",
+        "meaning": "Whether the model serves every class alike, beyond the differences sampling noise alone would make.",
+        "formula": "1 - (spread of per-class validation accuracy beyond binomial noise) / accuracy, and never above "
+        "(worst class's accuracy + 2 standard errors) / accuracy: a model that never predicts a class scores ~0.",
+        "low_means": "Some classes are neglected: imbalanced training data, too little data or capacity for the "
+        "classes that look alike.",
+    },
+}
+
+
+# --------------------------------------------------------------------------- one trial
 
 
 def composite(metrics: Mapping[str, float | None], weights: Mapping[str, float] = WEIGHTS) -> float | None:
-    """Weighted mean of the measured metrics (unmeasured ones are left out and the weights renormalised)."""
+    """Weighted geometric mean of the measured metrics (unmeasured ones left out, weights renormalised).
+
+    Geometric, not arithmetic: a model is only as healthy as its weakest part, so one metric
+    near 0 pulls the score down hard instead of being averaged away by five good ones.
+    """
     pairs = [(weights[k], v) for k, v in metrics.items() if k in weights and v is not None and math.isfinite(v)]
     if not pairs:
         return None
     total = sum(w for w, _ in pairs)
-    return float(sum(w * v for w, v in pairs) / total)
+    return float(math.exp(sum(w * math.log(max(FLOOR, min(1.0, v))) for w, v in pairs) / total))
+
+
+@dataclass
+class HealthReport:
+    """The metrics, the composite and the per-layer figures of one trained model."""
+
+    metrics: dict[str, float | None]
+    score: float | None
+    layers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def measure(stats: Mapping[str, Any]) -> HealthReport:
+    """Every health figure of one trained model from the figures collected while it trained.
+
+    Args:
+        stats: ``num_classes``, ``batch_losses``, ``steps_per_epoch``, ``history`` (per-epoch
+            ``val_loss``), ``layers`` (``HealthMonitor.layers``), ``units`` (per unit layer:
+            name, layer_type, units, activation and :func:`unit_statistics`), ``val_labels``,
+            ``val_predictions``, ``train_accuracy``, ``val_accuracy``, ``param_count`` and
+            ``baseline_params`` (a linear model's parameter count).
+    """
+    c = int(stats["num_classes"])
+    dead: dict[str, float] = {}
+    unit_counts: dict[str, int] = {}
+    by_name: dict[str, dict[str, Any]] = {}
+    for u in stats.get("units") or []:
+        mask = dead_units(u, u["activation"])
+        dead[u["name"]] = float(mask.mean()) if mask.size else 0.0
+        unit_counts[u["name"]] = int(u["units"])
+        by_name[u["name"]] = {"name": u["name"], "layer_type": u["layer_type"], "units": int(u["units"]),
+                              "dead_fraction": dead[u["name"]], "dead_label": dead_label(u["activation"]),
+                              "activation_mean": u.get("mean")}
+    layers = stats.get("layers") or []
+    steps = int(stats.get("steps_per_epoch") or 1)
+    grad_scores = layer_gradient_scores(layers)
+    rates = update_rates(layers)
+    out_layers = []
+    for rec in layers:
+        row = by_name.get(rec["name"], {"name": rec["name"], "layer_type": rec.get("kind", ""), "units": 0})
+        if rec.get("grad_norm"):
+            row["grad_norm"] = rec["grad_norm"][-1]
+        finite = [v for v in rates.get(rec["name"], []) if math.isfinite(v)]
+        if finite:
+            row["update_ratio"] = float(np.median(finite))
+        row["gradient_score"] = grad_scores.get(rec["name"])
+        out_layers.append(row)
+    history = stats.get("history") or {}
+    metrics = {
+        "neuron_utilization": neuron_utilization(dead, unit_counts),
+        "parameter_efficiency": parameter_efficiency(stats.get("val_accuracy"), c, int(stats.get("param_count") or 0),
+                                                     int(stats.get("baseline_params") or 1)),
+        "training_stability": training_stability(stats.get("batch_losses") or [], c, steps),
+        "gradient_health": gradient_health(layers),
+        "convergence_quality": convergence_quality(history.get("val_loss", []), stats.get("train_accuracy"),
+                                                   stats.get("val_accuracy"), c),
+        "accuracy_consistency": accuracy_consistency(stats.get("val_labels") or [], stats.get("val_predictions") or [], c),
+    }
+    return HealthReport(metrics=metrics, score=composite(metrics), layers=out_layers)
+
+
+def layer_health(dead_fraction: float | None, gradient_score: float | None) -> float | None:
+    """One layer's health in [0, 1]: the worse of its live-unit share and its gradient score.
+
+    A layer is as healthy as its worst symptom (half its units dead is a problem even if its
+    gradients are fine).  ``None`` when neither was measured.  The dashboard and the 3D view
+    both colour layers with this.
+    """
+    parts = []
+    if dead_fraction is not None and math.isfinite(float(dead_fraction)):
+        parts.append(1.0 - min(1.0, max(0.0, float(dead_fraction))))
+    if gradient_score is not None and math.isfinite(float(gradient_score)):
+        parts.append(min(1.0, max(0.0, float(gradient_score))))
+    return min(parts) if parts else None
+
+
+EVIDENCE_FILE = Path(__file__).resolve().parent / "evidence" / "health_robustness.json"
+
+
+def robustness_evidence() -> dict[str, Any] | None:
+    """What ``bench/bench_health_robustness.py`` measured (does health predict shifted accuracy?), or None."""
+    try:
+        return json.loads(EVIDENCE_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def evidence_sentences(evidence: Mapping[str, Any] | None = None) -> list[str]:
+    """The measured answer to "does a healthier model hold up better?", one sentence per data set.
+
+    Built from :func:`robustness_evidence` so the Learn screen says exactly what was measured
+    and nothing more.
+    """
+    evidence = evidence if evidence is not None else robustness_evidence()
+    if not evidence:
+        return []
+    out = []
+    for name, d in (evidence.get("datasets") or {}).items():
+        corr = (d.get("residual_correlation") or {}).get("health")
+        if not corr:
+            continue
+        lo, hi = corr["ci95"]
+        verdict = ("held up better on shifted data" if lo > 0 else "held up worse on shifted data" if hi < 0
+                   else "did not clearly hold up better or worse on shifted data")
+        text = (f"**{name}** ({d['trials']} trials in {d['studies']} studies): among trials of similar validation "
+                f"accuracy, healthier ones {verdict} (Spearman ρ = {corr['rho']:+.2f}, 95 % interval "
+                f"{lo:+.2f} to {hi:+.2f}).")
+        pairs = d.get("pairs") or {}
+        if pairs.get("pairs"):
+            text += (f" Of {pairs['pairs']} pairs within {100 * pairs['within']:.0f} point of validation accuracy, the "
+                     f"healthier trial had the higher shifted accuracy in {100 * pairs['healthier_holds_up_better']:.0f} %.")
+        picks = d.get("picks")
+        if picks:
+            n = len(picks["studies"])
+            text += (f" Choosing by {1 - evidence.get('health_weight', 0.3):.0%} accuracy + "
+                     f"{evidence.get('health_weight', 0.3):.0%} health instead of accuracy alone picked another trial in "
+                     f"{n - picks['same_trial']} of {n} studies, changing shifted accuracy by "
+                     f"{100 * picks['shifted_diff_mean']:+.1f} points on average "
+                     f"(test accuracy {100 * picks['test_diff_mean']:+.1f}).")
+        out.append(text)
+    return out

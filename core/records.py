@@ -51,6 +51,10 @@ class TrialRecord:
         return self.result.test_accuracy if self.result else None
 
     @property
+    def shifted_accuracy(self) -> float | None:
+        return self.result.shifted_accuracy if self.result else None
+
+    @property
     def health_score(self) -> float | None:
         return self.result.health_score if self.result else None
 

@@ -48,7 +48,6 @@ from core.architecture import (
     RECURRENT_TYPES,
     ArchitectureVisualization,
     LayerVisualization,
-    gradient_health,
     score_color,
 )
 
@@ -82,7 +81,7 @@ _LEGEND = {
     "performance": ("accuracy", "0%", "100%"),
     "health": ("layer health", "0", "1"),
     "dead_units": ("dead units", "100%", "0%"),
-    "gradient_norm": ("gradient health", "vanish/explode", "1e-4..10"),
+    "gradient_norm": ("gradient health", "stalled/exploding", "healthy"),
 }
 
 _EXPORT_LOCK = threading.Lock()  # trame's serializer keeps module-level caches: one export at a time
@@ -143,7 +142,7 @@ def layer_value(layer: LayerVisualization, arch: ArchitectureVisualization, colo
         color_by: ``performance`` (the model's accuracy, every layer alike), ``health`` (the
             layer's ``color_intensity``: its own health when measured, else the model's
             performance), ``dead_units`` (``1 - dead_fraction``) or ``gradient_norm`` (the
-            gradient norm mapped by :func:`core.architecture.gradient_health`).
+            layer's gradient health, ``core.health.layer_gradient_scores``).
     """
     if color_by == "performance":
         return arch.performance_score
@@ -152,7 +151,7 @@ def layer_value(layer: LayerVisualization, arch: ArchitectureVisualization, colo
     if color_by == "dead_units":
         return None if layer.dead_fraction is None else 1.0 - min(1.0, max(0.0, layer.dead_fraction))
     if color_by == "gradient_norm":
-        return gradient_health(layer.grad_norm)
+        return layer.gradient_score
     raise ValueError(f"color_by must be one of {', '.join(COLOR_BY)} (got {color_by!r})")
 
 

@@ -35,6 +35,7 @@ T_HOST = "host"  # the machine that ran the trial (set on ask by the runner's ho
 T_RUNNER = "runner_id"  # "<host>:<pid>:<random>" of the runner that asked the trial (several runners may share a study)
 T_ERROR = "error"
 T_TEST_ACCURACY = "test_accuracy"
+T_SHIFTED_ACCURACY = "shifted_accuracy"
 T_HEALTH = "health_score"
 T_PARAMS = "param_count"
 

@@ -368,6 +368,7 @@ def _result_attrs(result: TrialResult) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         S.T_RESULT: result.to_dict(),
         S.T_TEST_ACCURACY: result.test_accuracy,
+        S.T_SHIFTED_ACCURACY: result.shifted_accuracy,
         S.T_HEALTH: result.health_score,
         S.T_PARAMS: result.param_count,
         S.T_HOST: result.host,

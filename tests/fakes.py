@@ -23,7 +23,7 @@ from typing import Any
 
 from core import storage as S
 from core.config import LayerHealth, Settings, StudyConfig, TrialResult
-from core.health import WEIGHTS, composite
+from core.health import WEIGHTS, composite, dead_label
 
 # The knobs a default image study tunes (search_space.DEFAULT_TUNED["image"]), spelled out so
 # the fake does not depend on the data-set registry.
@@ -73,10 +73,15 @@ def _fake_result(number: int, params: dict[str, Any], epochs: int, rng: random.R
     dense_units = int(params.get("dense_units", 128))
     param_count = int(filters * 9 + filters * 2 * filters * 9 + 256 * dense_units + dense_units * 10)
     layers = [
-        LayerHealth("conv_1", "conv2d", filters, dead_fraction=0.03, grad_norm=round(rng.uniform(0.01, 0.08), 5), activation_mean=0.2),
-        LayerHealth("conv_2", "conv2d", filters * 2, dead_fraction=0.06, grad_norm=round(rng.uniform(0.02, 0.1), 5), activation_mean=0.15),
-        LayerHealth("dense_1", "dense", dense_units, dead_fraction=dead_dense, grad_norm=round(rng.uniform(0.05, 0.2), 5), activation_mean=0.1),
-        LayerHealth("output", "dense", 0, grad_norm=round(rng.uniform(0.2, 0.5), 5)),
+        LayerHealth("conv_1", "conv2d", filters, dead_fraction=0.03, grad_norm=round(rng.uniform(0.01, 0.08), 5),
+                    activation_mean=0.2, update_ratio=round(rng.uniform(2e-3, 8e-3), 6), gradient_score=1.0),
+        LayerHealth("conv_2", "conv2d", filters * 2, dead_fraction=0.06, grad_norm=round(rng.uniform(0.02, 0.1), 5),
+                    activation_mean=0.15, update_ratio=round(rng.uniform(2e-3, 8e-3), 6), gradient_score=1.0),
+        LayerHealth("dense_1", "dense", dense_units, dead_fraction=dead_dense, grad_norm=round(rng.uniform(0.05, 0.2), 5),
+                    activation_mean=0.1, update_ratio=round(rng.uniform(2e-3, 8e-3), 6), gradient_score=1.0,
+                    dead_label=dead_label(str(params.get("activation", "relu")))),
+        LayerHealth("output", "dense", 0, grad_norm=round(rng.uniform(0.2, 0.5), 5),
+                    update_ratio=round(rng.uniform(2e-3, 8e-3), 6), gradient_score=1.0),
     ]
     health = {
         "neuron_utilization": round(1 - (0.03 * filters + 0.06 * 2 * filters + dead_dense * dense_units) / (3 * filters + dense_units), 4),
@@ -94,6 +99,7 @@ def _fake_result(number: int, params: dict[str, Any], epochs: int, rng: random.R
         val_accuracy=round(final_val, 4),
         val_loss=hist["val_loss"][-1],
         test_accuracy=round(final_val - rng.uniform(0.0, 0.02), 4),
+        shifted_accuracy=round(final_val - rng.uniform(0.1, 0.25), 4),
         test_loss=hist["val_loss"][-1],
         history=hist,
         epochs_run=epochs,

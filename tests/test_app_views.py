@@ -8,6 +8,7 @@ values. StudyRunner is replaced by a recorder: no training happens here (tests/e
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -426,10 +427,11 @@ def test_health_defaults_to_the_best_trial(home, fake):
     for key, info in METRIC_INFO.items():
         assert metrics[info["title"]] == f"{best.health[key]:.2f}"
     assert metrics["Test accuracy"] == f"{100 * best.test_accuracy:.1f}%"
+    assert metrics["Shifted accuracy"] == f"{100 * best.shifted_accuracy:.1f}%"
     helps = {m.label: m.proto.help for m in at.metric}
     assert METRIC_INFO["gradient_health"]["meaning"] in helps["Gradient health"]
     titles = [c["layout"]["title"]["text"] for c in charts(at)]
-    assert {"Dead units per layer", "Gradient norm per layer", "Training vs validation accuracy",
+    assert {"Dead units per layer", "How far each layer's weights moved", "Training vs validation accuracy",
             "Training vs validation loss"} <= set(titles)
     from core.diagnosis import diagnose
 
@@ -546,8 +548,9 @@ def test_figures_mark_what_they_teach():
 
     res = TrialResult(status="complete", history={"accuracy": [0.6, 0.9, 0.99], "val_accuracy": [0.6, 0.8, 0.85],
                                                   "loss": [1.0, 0.4, 0.1], "val_loss": [1.0, 0.6, 0.7]},
-                      layers=[LayerHealth("conv_1", "conv2d", 8, dead_fraction=0.6, grad_norm=1e-7),
-                              LayerHealth("output", "dense", 0, grad_norm=0.3)])
+                      layers=[LayerHealth("conv_1", "conv2d", 8, dead_fraction=0.6, grad_norm=1e-7, update_ratio=1e-7,
+                                          gradient_score=0.0),
+                              LayerHealth("output", "dense", 0, grad_norm=0.3, update_ratio=1e-2, gradient_score=1.0)])
     acc = C.make_curves_figure(res, "accuracy").to_dict()
     assert acc["layout"]["annotations"][0]["text"] == "gap +14.0 pts"
     loss = C.make_curves_figure(res, "loss").to_dict()
@@ -555,7 +558,8 @@ def test_figures_mark_what_they_teach():
     dead, grads = C.make_layer_figures(res)
     assert dead.to_dict()["data"][0]["marker"]["color"] == ["#e03131"]  # 60% dead: red
     band = grads.to_dict()["layout"]["shapes"][0]
-    assert (band["y0"], band["y1"]) == (-5.0, 1.0)  # shapes on a log axis are in log10 units
+    assert (band["y0"], band["y1"]) == pytest.approx((math.log10(3e-4), -1.0))  # core.health's band; shapes on a log axis are in log10
+    assert grads.to_dict()["data"][0]["marker"]["color"] == ["#e03131", "#2f9e44"]  # stalled red, healthy green
 
 
 def test_summary_arithmetic():

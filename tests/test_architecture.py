@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from core.health import layer_health
+
 from core.architecture import (
     ArchitectureVisualization,
     LayerVisualization,
     build_architecture,
     export_architecture_json,
-    layer_health_score,
     load_architecture_json,
     log_size,
     score_color,
@@ -192,8 +193,10 @@ def test_log_scale_keeps_tiny_and_huge_layers_comparable():
 def test_layer_health_matched_by_name():
     model = small_cnn()
     health = [
-        LayerHealth(name="dense_wide", layer_type="dense", units=64, dead_fraction=0.5, grad_norm=0.02),
-        {"name": "conv_a", "layer_type": "conv", "units": 16, "dead_fraction": 0.0, "grad_norm": 1e-9},
+        LayerHealth(name="dense_wide", layer_type="dense", units=64, dead_fraction=0.5, grad_norm=0.02,
+                    gradient_score=1.0, update_ratio=3e-3),
+        {"name": "conv_a", "layer_type": "conv", "units": 16, "dead_fraction": 0.0, "grad_norm": 1e-9,
+         "gradient_score": 0.2, "update_ratio": 4e-6},
         {"name": "not_a_layer", "dead_fraction": 1.0},
     ]
     arch = build_architecture(model, performance_score=0.8, health_score=0.6, layer_health=health)
@@ -201,10 +204,10 @@ def test_layer_health_matched_by_name():
 
     assert by["dense_wide"].dead_fraction == 0.5 and by["dense_wide"].grad_norm == 0.02
     assert by["dense_wide"].color_intensity == pytest.approx(0.5)  # 1 - dead share
-    assert by["conv_a"].grad_norm == 1e-9
-    assert by["conv_a"].color_intensity < 0.5  # vanishing gradient
+    assert by["conv_a"].grad_norm == 1e-9 and by["conv_a"].update_ratio == 4e-6
+    assert by["conv_a"].color_intensity == pytest.approx(0.2)  # stalled: its gradient score
     assert by["dense_out"].dead_fraction is None and by["dense_out"].color_intensity == pytest.approx(0.8)
-    assert by["dense_wide"].health == layer_health_score(0.5, 0.02)
+    assert by["dense_wide"].health == layer_health(0.5, 1.0)
 
 
 def test_bidirectional_matches_wrapper_or_inner_name():
@@ -285,10 +288,11 @@ def test_module_imports_no_vtk_and_no_tensorflow():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, False, False, False]
 
 
-def test_layer_health_score_rules():
-    assert layer_health_score(None, None) is None
-    assert layer_health_score(0.2, None) == pytest.approx(0.8)
-    assert layer_health_score(None, 0.01) == 1.0
-    assert layer_health_score(0.0, 1e-6) == pytest.approx(0.5)
-    assert layer_health_score(0.0, 0.0) == 0.0
-    assert layer_health_score(0.0, math.inf) == 0.0
+def test_layer_health_rules():
+    """One definition (core.health.layer_health): the worse of the live-unit share and the gradient score."""
+    assert layer_health(None, None) is None
+    assert layer_health(0.2, None) == pytest.approx(0.8)
+    assert layer_health(None, 0.7) == pytest.approx(0.7)
+    assert layer_health(0.1, 0.5) == pytest.approx(0.5)
+    assert layer_health(0.6, 1.0) == pytest.approx(0.4)
+    assert layer_health(0.0, math.inf) is None or layer_health(0.0, math.inf) == 1.0

@@ -31,10 +31,10 @@ def _healthy(**overrides) -> TrialResult:
         },
         health_score=0.88,
         layers=[
-            LayerHealth("conv_1", "conv2d", 32, dead_fraction=0.02, grad_norm=0.05),
-            LayerHealth("conv_2", "conv2d", 64, dead_fraction=0.05, grad_norm=0.08),
-            LayerHealth("dense_1", "dense", 128, dead_fraction=0.08, grad_norm=0.1),
-            LayerHealth("output", "dense", 0, grad_norm=0.3),
+            LayerHealth("conv_1", "conv2d", 32, dead_fraction=0.02, grad_norm=0.05, update_ratio=5e-3, gradient_score=1.0),
+            LayerHealth("conv_2", "conv2d", 64, dead_fraction=0.05, grad_norm=0.08, update_ratio=4e-3, gradient_score=1.0),
+            LayerHealth("dense_1", "dense", 128, dead_fraction=0.08, grad_norm=0.1, update_ratio=6e-3, gradient_score=1.0),
+            LayerHealth("output", "dense", 0, grad_norm=0.3, update_ratio=8e-3, gradient_score=1.0),
         ],
         param_count=40_000,
         params={"learning_rate": 0.001, "activation": "relu", "dropout": 0.2, "optimizer": "adam"},
@@ -89,15 +89,36 @@ def test_rising_loss_is_critical():
 
 
 def test_dead_relu_units_suggest_leaky_relu():
-    r = _healthy(layers=[LayerHealth("dense_1", "dense", 128, dead_fraction=0.38, grad_norm=0.1)])
+    r = _healthy(layers=[LayerHealth("dense_1", "dense", 128, dead_fraction=0.38, grad_norm=0.1)],
+                 params={**_healthy().params, "batch_norm": False})
     findings = diagnose(r)
     dead = [f for f in findings if f.metric == "neuron_utilization"]
     assert len(dead) == 1
     assert dead[0].title == "38% of dense_1 never fires"
     assert dead[0].severity == "warning"
     assert "leaky_relu" in dead[0].suggestion and "learning_rate" in dead[0].suggestion
-    assert "49 of 128" in dead[0].detail
+    assert "batch_norm" not in dead[0].suggestion  # dense layers never get batch norm in this product
+    assert "49 of 128" in dead[0].detail and "never fire" in dead[0].detail
     assert layer_findings(findings, "dense_1") == dead
+
+
+def test_batch_norm_is_suggested_only_for_conv_layers_without_it():
+    layer = LayerHealth("conv_1", "conv2d", 32, dead_fraction=0.4)
+    without = [f for f in diagnose(_healthy(layers=[layer], params={"activation": "relu", "batch_norm": False}))
+               if f.metric == "neuron_utilization"]
+    with_bn = [f for f in diagnose(_healthy(layers=[layer], params={"activation": "relu", "batch_norm": True}))
+               if f.metric == "neuron_utilization"]
+    assert "batch_norm" in without[0].suggestion
+    assert "batch_norm" not in with_bn[0].suggestion
+
+
+def test_leaky_relu_units_are_called_constant_never_zero():
+    """A leaky-ReLU unit that never goes positive still outputs a signal: only constant units are dead."""
+    r = _healthy(layers=[LayerHealth("dense_1", "dense", 64, dead_fraction=0.3)], params={"activation": "leaky_relu"})
+    f = [x for x in diagnose(r) if x.metric == "neuron_utilization"][0]
+    assert f.title == "30% of dense_1 gives a constant output"
+    assert "zero" not in f.detail and "never fire" not in f.detail
+    assert "constant" in f.detail
 
 
 def test_mostly_dead_layer_is_critical_and_few_dead_is_fine():
@@ -141,22 +162,24 @@ def test_moderate_gap_is_a_warning():
     assert gap[0].severity == "warning"
 
 
-def test_vanishing_gradients_in_early_layers():
+def test_stalled_layers_from_their_update_rate():
     r = _healthy(
         layers=[
-            LayerHealth("conv_1", "conv2d", 32, grad_norm=2e-7),
-            LayerHealth("conv_2", "conv2d", 64, grad_norm=1e-4),
-            LayerHealth("dense_1", "dense", 128, grad_norm=0.05),
-            LayerHealth("output", "dense", 0, grad_norm=0.4),
+            LayerHealth("conv_1", "conv2d", 32, update_ratio=2e-7, gradient_score=0.0),
+            LayerHealth("conv_2", "conv2d", 64, update_ratio=3e-5, gradient_score=0.35),
+            LayerHealth("dense_1", "dense", 128, update_ratio=5e-3, gradient_score=1.0),
+            LayerHealth("output", "dense", 0, update_ratio=8e-3, gradient_score=1.0),
         ]
     )
-    van = [f for f in diagnose(r) if f.title.startswith("Vanishing")]
-    assert van and van[0].layer == "conv_1"
-    assert "conv_1" in van[0].title and "batch_norm" in van[0].suggestion
+    van = [f for f in diagnose(r) if f.metric == "gradient_health"]
+    assert len(van) == 1 and van[0].layer == "conv_1"
+    assert van[0].title == "Weights barely move in conv_1, conv_2"
+    assert "3e-4" in van[0].detail and "learning_rate" in van[0].suggestion
 
 
-def test_exploding_gradients():
-    r = _healthy(layers=[LayerHealth("dense_1", "dense", 64, grad_norm=5e3), LayerHealth("output", "dense", 0, grad_norm=50.0)])
+def test_exploding_updates():
+    r = _healthy(layers=[LayerHealth("dense_1", "dense", 64, update_ratio=5.0, gradient_score=0.0),
+                         LayerHealth("output", "dense", 0, update_ratio=0.05, gradient_score=1.0)])
     ex = [f for f in diagnose(r) if f.title.startswith("Exploding")]
     assert ex and ex[0].severity == "critical" and "learning_rate" in ex[0].suggestion
 
@@ -171,12 +194,17 @@ def test_oversized_model():
 
 
 def test_unstable_and_inconsistent_and_still_improving():
-    h = {**_healthy().health, "training_stability": 0.3, "accuracy_consistency": 0.7}
-    r = _healthy(health=h, history={**_healthy().history, "val_loss": [0.9, 0.6, 0.5, 0.4]})
-    titles = _titles(diagnose(r))
+    h = {**_healthy().health, "training_stability": 0.3, "accuracy_consistency": 0.5}
+    r = _healthy(health=h, history={**_healthy().history, "val_loss": [0.9, 0.6, 0.5, 0.4]},
+                 class_accuracy=[0.99, 0.98, 0.0, 0.97, 0.96, 0.99, 0.98, 0.4, 0.97, 0.99])
+    findings = diagnose(r)
+    titles = _titles(findings)
     assert "Training loss jumps around" in titles
-    assert "Accuracy differs between slices" in titles
+    assert "Some classes are served much worse than others" in titles
     assert "Still improving at the last epoch" in titles
+    cons = [f for f in findings if f.metric == "accuracy_consistency"][0]
+    assert "'2' 0%" in cons.detail and "'7' 40%" in cons.detail  # digits' class names are the digits
+    assert "never gets '2' right" in cons.detail
 
 
 def test_chance_level_needs_num_classes():

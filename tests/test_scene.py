@@ -36,7 +36,7 @@ def make_arch() -> ArchitectureVisualization:
         ("input", "input", (log_size(28), log_size(28), 0.45), {"output_shape": (28, 28, 1)}),
         ("conv_a", "conv", (log_size(26), log_size(26), log_size(16)),
          {"filters": 16, "kernel_size": (3, 3), "output_shape": (26, 26, 16), "dead_fraction": 0.6,
-          "grad_norm": 0.01}),
+          "grad_norm": 0.01, "gradient_score": 1.0, "update_ratio": 5e-3}),
         ("bn", "normalization", (log_size(26), log_size(26), 0.18), {"opacity": 0.45}),
         ("pool", "pooling", (log_size(13), log_size(13), log_size(16)), {"kernel_size": (2, 2)}),
         ("drop", "dropout", (log_size(13), log_size(13), 0.18), {"opacity": 0.3}),
@@ -48,7 +48,8 @@ def make_arch() -> ArchitectureVisualization:
         ("add", "merge", (0.9, 0.9, 0.9), {}),
         ("act", "activation", (0.54, log_size(16), 0.18), {}),
         ("reshape", "reshape", (1.0, 1.0, 0.36), {}),
-        ("dense", "dense", (0.6, log_size(64), 0.6), {"units": 64, "dead_fraction": 0.1, "grad_norm": 50.0}),
+        ("dense", "dense", (0.6, log_size(64), 0.6), {"units": 64, "dead_fraction": 0.1, "grad_norm": 50.0,
+                                                             "gradient_score": 0.1, "update_ratio": 0.8}),
         ("out", "dense", (0.6, log_size(10), 0.6), {"units": 10}),
     ]
     layers, z, prev_d = [], 0.0, None

@@ -20,7 +20,8 @@ from app import components as C
 from app import state
 from core.config import ConfigError, StudyConfig
 from core.diagnosis import diagnose
-from core.health import METRIC_INFO
+from core.health import COMPOSITE_HELP, METRIC_INFO
+from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
 from core.records import TrialRecord
 
 MIN_IMPORTANCE_TRIALS = 5  # fANOVA on fewer complete trials says more about noise than about the params
@@ -47,12 +48,13 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
         head += " :orange-badge[:material/trophy: best]"
     st.markdown(head)
     st.caption(C.key_params(rec, C.tuned_names(config, [rec])))
-    c = st.columns(4)
+    c = st.columns(5)
     c[0].metric("Validation accuracy", C.fmt_pct(res.val_accuracy), help="What the study optimised (validation split).")
     c[1].metric("Test accuracy", C.fmt_pct(res.test_accuracy),
                 help="Measured once on data the study never optimised on: the honest estimate.")
-    c[2].metric("Health score", C.fmt_score(res.health_score), help="Weighted mean of the six metrics below.")
-    c[3].metric("Parameters", C.fmt_count(res.param_count))
+    c[2].metric("Shifted accuracy", C.fmt_pct(res.shifted_accuracy), help=SHIFT_DESCRIPTION)
+    c[3].metric("Health score", C.fmt_score(res.health_score), help=COMPOSITE_HELP)
+    c[4].metric("Parameters", C.fmt_count(res.param_count))
 
     st.subheader("Diagnosis")
     C.render_findings(diagnose(res, _num_classes(config)))
@@ -133,6 +135,7 @@ def _compare_table(a: TrialRecord, b: TrialRecord) -> pd.DataFrame:
     ra, rb = a.result, b.result
     add("validation accuracy", a.val_accuracy, b.val_accuracy, C.fmt_pct)
     add("test accuracy", a.test_accuracy, b.test_accuracy, C.fmt_pct)
+    add("shifted accuracy", a.shifted_accuracy, b.shifted_accuracy, C.fmt_pct)
     add("health score", a.health_score, b.health_score)
     for k, info in METRIC_INFO.items():
         add(info["title"], (ra.health or {}).get(k) if ra else None, (rb.health or {}).get(k) if rb else None)

@@ -16,7 +16,8 @@ from app import PAGE_CONFIGURE, PAGE_HEALTH
 from app import components as C
 from app import state
 from core.config import MODE_HELP, PRUNER_HELP, PRUNING_MEASURED, SAMPLER_HELP, StudyConfig
-from core.health import METRIC_INFO, WEIGHTS
+from core.health import COMPOSITE_HELP, METRIC_INFO, WEIGHTS, evidence_sentences
+from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
 from core.records import TrialRecord, epochs_spent
 from core.search_space import HYPERPARAMETERS, Hyperparameter
 
@@ -34,11 +35,23 @@ validation score is flattering. The test split is measured once per trial and ne
 optimised on: it is the honest estimate of how the model does on new data.
 
 **Accuracy is not the whole story.** Two models with the same accuracy can differ a lot:
-one may have half its neurons dead, gradients that vanish in the first layers, a loss that
-jumped around, or a 20-point gap between training and validation accuracy. Those models
-break more easily on new data and waste compute. HPO Studio measures six *health* metrics
-for every trial, and the **health-aware** and **pareto** modes let the search weigh them.
+one may have half its neurons dead, layers whose weights barely move, a loss that spiked,
+or a 20-point gap between training and validation accuracy. HPO Studio measures six
+*health* metrics for every trial, and the **health-aware** and **pareto** modes let the
+search weigh them. Whether health pays off on data that is a little different from the
+test set (*shifted accuracy*) was measured; the Health metrics tab gives the numbers.
 """
+
+
+def render_health_evidence() -> None:
+    """The measured answer to "does health buy robustness?", from bench/bench_health_robustness.py."""
+    sentences = evidence_sentences()
+    st.markdown("**What health buys, measured.** " + SHIFT_DESCRIPTION)
+    if not sentences:
+        st.caption("Not measured in this installation (core/evidence/health_robustness.json is missing).")
+        return
+    for text in sentences:
+        st.markdown("- " + text)
 
 
 def render_hyperparameter(hp: Hyperparameter, records: list[TrialRecord], study: str | None,
@@ -68,7 +81,7 @@ def render_hyperparameter(hp: Hyperparameter, records: list[TrialRecord], study:
 
 def render_metric(key: str, records: list[TrialRecord], study: str | None, best: TrialRecord | None) -> None:
     info = METRIC_INFO[key]
-    exp = st.expander(f"{info['title']} · {WEIGHTS.get(key, 0):.0%} of the health score", key=f"learn-metric-{key}",
+    exp = st.expander(f"{info['title']} · weight {WEIGHTS.get(key, 0):.0%} in the health score", key=f"learn-metric-{key}",
                       on_change="rerun")
     with exp:
         st.markdown(f"**What it measures.** {info['meaning']}")
@@ -174,9 +187,10 @@ def main() -> None:
             st.caption(f"Showing the hyperparameters of {kind} models, the kind **{study}** trains.")
     with tab_health:
         st.markdown(
-            "The **health score** is a weighted mean of six metrics, each from 0 (unhealthy) to 1 (healthy). "
+            f"The **health score** combines six metrics, each from 0 (unhealthy) to 1 (healthy). {COMPOSITE_HELP} "
             "A metric that could not be measured is left out and the other weights are rescaled."
         )
+        render_health_evidence()
         for key in METRIC_INFO:
             render_metric(key, records, study, best)
     with tab_search:

@@ -38,6 +38,7 @@ from app import state
 from core import artifacts
 from core.architecture import ArchitectureVisualization, export_architecture_json, score_color
 from core.records import TrialRecord
+from core.health import GRADIENT_HELP, UPDATE_RATIO_HELP
 from core.scene import COLOR_BY, export_filename
 
 log = logging.getLogger("hpo.app.viewer")
@@ -58,16 +59,16 @@ COLOR_LABEL = {
     "performance": "Performance",
     "health": "Layer health",
     "dead_units": "Dead units",
-    "gradient_norm": "Gradient norm",
+    "gradient_norm": "Gradient health",
 }
 # What each colouring shows, and the words at the red and green ends of the legend.
 COLOR_HELP = {
     "performance": ("Every layer takes the model's validation accuracy.", "0%", "100% accuracy"),
     "health": ("Each layer's own health: the worse of its live units and its gradient health; "
                "layers with nothing measured take the model's accuracy.", "unhealthy", "healthy"),
-    "dead_units": ("Share of the layer's units that never fired on a probe batch.", "100% dead", "all fire"),
-    "gradient_norm": ("Gradient norm on one batch: green inside 1e-4..10, red when vanishing or exploding.",
-                      "vanishing / exploding", "healthy 1e-4..10"),
+    "dead_units": ("Share of the layer's units that carry no signal on held-out data (for ReLU: never fire; "
+                   "for tanh and LSTM: saturated or constant; for the others: constant).", "100% dead", "all alive"),
+    "gradient_norm": (GRADIENT_HELP, "stalled / exploding", "healthy"),
 }
 
 # Rendered exports: label, extension, mime type, what the button makes.
@@ -100,7 +101,7 @@ def metrics_of(rec: TrialRecord) -> dict[str, Any]:
     if res is None:
         return {}
     return {"val_accuracy": res.val_accuracy, "val_loss": res.val_loss, "test_accuracy": res.test_accuracy,
-            "test_loss": res.test_loss, "health_score": res.health_score, "param_count": res.param_count,
+            "test_loss": res.test_loss, "shifted_accuracy": res.shifted_accuracy, "health_score": res.health_score, "param_count": res.param_count,
             "epochs_run": res.epochs_run, "health": dict(res.health or {})}
 
 
@@ -136,7 +137,8 @@ def layer_table(arch: ArchitectureVisualization) -> pd.DataFrame:
             "units": "–" if size is None else str(size),
             "params": f"{lay.parameters:,}",
             "dead %": _num(None if lay.dead_fraction is None else 100 * lay.dead_fraction, ".1f"),
-            "grad norm": _num(lay.grad_norm, ".2e"),
+            "update/epoch": _num(lay.update_ratio, ".1e"),
+            "grad health": _num(lay.gradient_score, ".2f"),
         })
     return pd.DataFrame(rows)
 
@@ -423,7 +425,8 @@ def render_layers(arch: ArchitectureVisualization, key: str) -> None:
             "units": st.column_config.TextColumn(width=55, help="Dense/recurrent units or conv filters"),
             "params": st.column_config.TextColumn(width=70),
             "dead %": st.column_config.TextColumn(width=55, help="Units that never fired on a probe batch"),
-            "grad norm": st.column_config.TextColumn(width=75, help="L2 norm of the kernel's gradient on one batch"),
+            "update/epoch": st.column_config.TextColumn(width=85, help=UPDATE_RATIO_HELP),
+            "grad health": st.column_config.TextColumn(width=80, help=GRADIENT_HELP),
         },
     )
 
@@ -433,6 +436,7 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
     arch = architecture_of(rec)
     res = rec.result
     st.caption(f"val {C.fmt_pct(rec.val_accuracy)} · test {C.fmt_pct(rec.test_accuracy)} · "
+               f"shifted {C.fmt_pct(rec.shifted_accuracy)} · "
                f"health {C.fmt_score(rec.health_score)} · {C.fmt_count(res.param_count if res else None)} params"
                + (" · :orange-badge[:material/trophy: best]" if best is not None and best.number == rec.number else ""))
     if arch is None:
