@@ -5,13 +5,15 @@ For digits (all of it) and Fashion-MNIST (10 000 training samples, loaded by
 CNN is trained twice in this process, interleaved, each way:
 
 * bare: build, ``model.fit`` with the validation set, evaluate validation and test;
-* ``run_trial``: the same plus per-epoch gradient norms, the activation probe, fold
-  accuracies and the six metrics (model saving off: it is not health).
+* ``run_trial``: the same plus what health needs (``HealthMonitor``: batch losses, per-epoch
+  gradient norms, weight snapshots before and after an epoch and one step; the activation
+  probe; per-class accuracy; the six metrics) and the shifted-data accuracy (model saving off:
+  it is not health).
 
 Health overhead = (run_trial - bare) / run_trial, fastest run of each side, in wall
 seconds and in CPU seconds of this process (CPU time is far less disturbed by other work
 on a shared machine), next to run_trial's own account (``timings["health"] /
-timings["total"]``).  Target <= 10%.
+timings["total"]``; the shifted-data evaluation is reported beside it).  Target <= 5%.
 
 Usage: ``python bench/bench_health.py [--repeats 3] [--digits-epochs 10] [--fashion-epochs 3]``.
 Prints a table and writes ``bench/out/bench_health.json``.
@@ -106,6 +108,8 @@ def main() -> None:
             "bare_s": round(b, 2), "run_trial_s": round(h, 2), "overhead_fraction": round((h - b) / h, 4),
             "bare_cpu_s": round(bc, 2), "run_trial_cpu_s": round(hc, 2), "cpu_overhead_fraction": round((hc - bc) / hc, 4),
             "health_s": fastest.timings.get("health"), "health_fraction_own": round(fastest.timings["health"] / fastest.timings["total"], 4),
+            "shifted_s": fastest.timings.get("shifted"),
+            "shifted_fraction_own": round((fastest.timings.get("shifted") or 0) / fastest.timings["total"], 4),
             "bare_test_accuracy": round(max(bare_accs), 4), "run_trial_test_accuracy": round(fastest.test_accuracy, 4),
             "health_score": round(fastest.health_score, 3), "health": {k: round(v, 3) for k, v in fastest.health.items()},
             "rounds_bare_s": [round(x, 2) for x in bare_walls], "rounds_run_trial_s": [round(x, 2) for x in health_walls],
@@ -113,14 +117,15 @@ def main() -> None:
         })
 
     print(f"\n{'dataset':<14} {'train':>6} {'epochs':>6} {'bare s':>7} {'run_trial s':>11} {'wall ovh':>8} "
-          f"{'CPU ovh':>8} {'health/total':>12} {'test acc (bare/run_trial)':>26}")
+          f"{'CPU ovh':>8} {'health/total':>12} {'shifted/total':>13} {'test acc (bare/run_trial)':>26}")
     for r in rows:
         print(f"{r['dataset']:<14} {r['train_samples']:>6} {r['epochs']:>6} {r['bare_s']:>7.1f} {r['run_trial_s']:>11.1f} "
               f"{r['overhead_fraction']:>8.1%} {r['cpu_overhead_fraction']:>8.1%} {r['health_fraction_own']:>12.1%} "
+              f"{r['shifted_fraction_own']:>13.1%} "
               f"{r['bare_test_accuracy']:>12.4f} / {r['run_trial_test_accuracy']:.4f}")
-    print("target: health overhead <= 10% of wall time "
+    print("target: health <= 5% of wall time "
           f"(cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}: other work on the machine adds noise)")
-    res = {"cases": rows, "target": 0.10, "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    res = {"cases": rows, "target": 0.05, "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     (OUT / "bench_health.json").write_text(json.dumps(res, indent=2))
     print(f"\nwritten {OUT / 'bench_health.json'}")
 

@@ -57,7 +57,7 @@ PATHOLOGIES = {  # model -> the metric that names its pathology
 MODELS = CONTROLS + tuple(PATHOLOGIES)
 SETTINGS = {  # data set -> (max_samples, epochs)
     "digits": (None, 10),
-    "fashion_mnist": (5000, 6),
+    "fashion_mnist": (3000, 5),
 }
 OVERFIT_SAMPLES = {"digits": 100, "fashion_mnist": 300}
 COLLAPSED_CLASSES = (0, 1, 2)
@@ -101,7 +101,8 @@ def load(name: str, model: str, seed: int):
     return Dataset(data.info, data.x_train[keep], data.y_train[keep], data.x_val, data.y_val, data.x_test, data.y_test)
 
 
-def train(name: str, model: str, seed: int) -> dict:
+def train(name: str, model: str, seed: int, extra: dict | None = None) -> dict:
+    """Train one benchmark model through run_trial; ``extra`` overrides some of its hyperparameters."""
     from core.config import TrialSpec
     from core.training import run_trial
 
@@ -109,7 +110,7 @@ def train(name: str, model: str, seed: int) -> dict:
     if model == "overfitting":
         epochs = epochs * 3  # long enough to memorise a few hundred samples
     data = load(name, model, seed)
-    spec = TrialSpec(dataset=name, params=model_params(model), epochs=epochs, seed=seed, save_model=False,
+    spec = TrialSpec(dataset=name, params={**model_params(model), **(extra or {})}, epochs=epochs, seed=seed, save_model=False,
                      study="bench-health-validity")
     stats: dict = {}
     t = time.perf_counter()
@@ -118,7 +119,7 @@ def train(name: str, model: str, seed: int) -> dict:
             "seconds": time.perf_counter() - t, "val_accuracy": result.val_accuracy,
             "test_accuracy": result.test_accuracy, "shifted_accuracy": result.shifted_accuracy,
             "param_count": result.param_count, "health": result.health, "health_score": result.health_score,
-            "stats": stats}
+            "stats": stats, "result": {k: v for k, v in result.to_dict().items() if k != "architecture"}}
 
 
 def rescore(run: dict) -> dict:

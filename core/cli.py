@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 from core.config import MODES, PRUNERS, SAMPLERS, ConfigError, Settings, StudyConfig, TrialResult, TrialSpec
 from core.health import METRICS as HEALTH_KEYS
+from core.health import UPDATE_HIGH, UPDATE_LOW, fmt_sci
+from core.shift import short_description
 
 log = logging.getLogger("hpo.cli")
 
@@ -86,8 +88,7 @@ def format_result(result: TrialResult) -> str:
     lines += [
         f"  validation accuracy  {_f(result.val_accuracy)}   (the objective)",
         f"  test accuracy        {_f(result.test_accuracy)}   (reported, never optimised)",
-        f"  shifted accuracy     {_f(result.shifted_accuracy)}   (test data with noise, shifts, rotations, low contrast"
-        " or dropped words)",
+        f"  shifted accuracy     {_f(result.shifted_accuracy)}   (the test split damaged: {short_description(result.dataset)})",
         f"  health score         {_f(result.health_score)}",
         "",
         "  Health metric           value   (higher is healthier)",
@@ -96,12 +97,15 @@ def format_result(result: TrialResult) -> str:
         v = (result.health or {}).get(key)
         lines.append(f"  {key:<22}  {_f(v, 3):>5}   {_bar(v)}")
     if result.layers:
-        lines += ["", "  Layer                type                units  dead %   grad norm"]
+        lines += ["", "  Layer                type                units  dead %  update/step  grad health"]
         for layer in result.layers:
             dead = "-" if layer.dead_fraction is None else f"{100 * layer.dead_fraction:5.1f}"
-            grad = "-" if layer.grad_norm is None else f"{layer.grad_norm:.2e}"
+            update = "-" if layer.update_ratio is None else f"{layer.update_ratio:.1e}"
+            score = "-" if layer.gradient_score is None else f"{layer.gradient_score:.2f}"
             units = str(layer.units) if layer.units else "-"
-            lines.append(f"  {layer.name:<20} {layer.layer_type[:18]:<18} {units:>6}  {dead:>6}   {grad}")
+            lines.append(f"  {layer.name:<20} {layer.layer_type[:18]:<18} {units:>6}  {dead:>6}  {update:>11}  {score:>11}")
+        lines.append(f"  (update/step: how far a layer's weights move in one step, relative to their size; "
+                     f"healthy {fmt_sci(UPDATE_LOW)} to {fmt_sci(UPDATE_HIGH)})")
     lines += ["", "  Params: " + ", ".join(f"{k}={v}" for k, v in sorted(result.params.items()))]
     if result.model_path:
         lines.append(f"  Model:  {result.model_path}")

@@ -103,3 +103,16 @@ def shifted_test_set(name: str, kind: str, x_test: np.ndarray) -> np.ndarray:
     if kind == "text":
         return shift_text(x_test, _seed(name))
     raise ValueError(f"no shifted test set for data kind {kind!r}")
+
+
+SHORT = {"image": "noise, shifts, rotations, low contrast", "text": "dropped and swapped words"}
+
+
+def short_description(dataset: str) -> str:
+    """A few words on how a data set's shifted test split is damaged (for captions and the CLI)."""
+    try:
+        from core.datasets import get_info
+
+        return SHORT[get_info(dataset).kind]
+    except Exception:  # noqa: BLE001 - an unknown data set: say both
+        return f"{SHORT['image']}; or {SHORT['text']}"
