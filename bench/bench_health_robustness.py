@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 EVIDENCE = ROOT / "core" / "evidence" / "health_robustness.json"
+STATS = OUT / "health_robustness_stats"  # the raw health figures of every trial (re-scored at analysis)
 sys.path.insert(0, str(ROOT))
 
 STUDIES = {  # data set -> (epochs, max_samples)
@@ -132,6 +133,9 @@ def analyse(trials_by_study: dict[str, list[dict]]) -> dict:
 
 
 def collect(storage: str, names: list[str]) -> dict[str, list[dict]]:
+    """Every complete trial's accuracies, and its health re-scored with the current core.health
+    from the raw figures run_trial kept (HPO_KEEP_HEALTH_STATS)."""
+    from core import health as H
     from core.records import load_records
 
     out = {}
@@ -140,9 +144,14 @@ def collect(storage: str, names: list[str]) -> dict[str, list[dict]]:
         for r in load_records(name, storage):
             if r.state != "COMPLETE" or r.result is None:
                 continue
+            kept = STATS / f"{name}-{r.number:04d}.json"
+            if kept.exists():
+                report = H.measure(json.loads(kept.read_text()))
+                health, metrics = report.score, report.metrics
+            else:
+                health, metrics = r.health_score, dict(r.result.health or {})
             rows.append({"number": r.number, "val": r.val_accuracy, "test": r.test_accuracy,
-                         "shifted": r.shifted_accuracy, "health": r.health_score,
-                         "metrics": dict(r.result.health or {})})
+                         "shifted": r.shifted_accuracy, "health": health, "metrics": metrics})
         out[name] = rows
     return out
 
@@ -181,6 +190,7 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     os.environ["HPO_HOME"] = str(OUT / "home_robust")
+    os.environ["HPO_KEEP_HEALTH_STATS"] = str(STATS)
     storage = f"sqlite:///{OUT / 'health_robustness.db'}"
     results = {}
     for dataset in args.datasets:

@@ -270,17 +270,23 @@ def _gradients(result: TrialResult) -> list[Finding]:
     return out
 
 
-def _oversized(result: TrialResult) -> list[Finding]:
+def _oversized(result: TrialResult, num_classes: int | None) -> list[Finding]:
+    """Low efficiency because of size (a model that learned little has low efficiency for another reason)."""
     eff = _num((result.health or {}).get("parameter_efficiency"))
     acc = _num(result.val_accuracy)
+    classes = num_classes or len(result.class_accuracy or []) or None
     if eff is None or acc is None or result.param_count < OVERSIZED_MIN_PARAMS or eff >= EFFICIENCY_LOW:
         return []
+    gain = H.skill(acc, classes) if classes else None
+    if gain is None or gain < 2 * EFFICIENCY_LOW or eff / gain > 0.5:
+        return []  # not at least twice the parameter budget: the low score comes from low accuracy
     return [
         Finding(
             "warning",
             "The model is larger than its accuracy needs",
-            f"{result.param_count:,} parameters for {_pct(acc)} validation accuracy (parameter efficiency {eff:.2f}); "
-            "a smaller model would likely do as well and train faster.",
+            f"{result.param_count:,} parameters for {_pct(acc)} validation accuracy: {gain / eff:.1f}x the parameter "
+            f"budget the efficiency metric allows (efficiency {eff:.2f}); a smaller model would likely do as well and "
+            "train faster.",
             "Use fewer filters / dense_units / lstm_units, or head=global_avg instead of flatten.",
             metric="parameter_efficiency",
         )
@@ -426,7 +432,7 @@ def diagnose(result: TrialResult | None, num_classes: int | None = None) -> list
         findings += _dead_units(result)
         findings += _overfitting(result)
         findings += _gradients(result)
-        findings += _oversized(result)
+        findings += _oversized(result, num_classes)
         findings += _stability(result, findings)
         findings += _consistency(result)
         if result.status == "complete":

@@ -47,9 +47,9 @@ CONSTANT_REL = 0.01  # a unit whose spread is below 1 % of its layer's typical s
 CONSTANT_ABS = 1e-3  # ... or below this absolute spread when the whole layer is flat
 
 DEAD_LABELS = {
-    "relu": "never fire: output 0 on every held-out input",
-    "tanh": "saturated at ±1 or constant on every held-out input",
-    "other": "constant: the same output for every held-out input",
+    "relu": "never fire (output 0 on every held-out input)",
+    "tanh": "are saturated at ±1 or constant on held-out inputs",
+    "other": "are constant (about the same output for every held-out input)",
 }
 
 

@@ -186,11 +186,14 @@ def test_exploding_updates():
 
 def test_oversized_model():
     r = _healthy(param_count=2_100_000, health={**_healthy().health, "parameter_efficiency": 0.21}, val_accuracy=0.91)
-    f = [x for x in diagnose(r) if x.metric == "parameter_efficiency"]
-    assert f and "2,100,000 parameters for 91%" in f[0].detail
+    f = [x for x in diagnose(r, num_classes=10) if x.metric == "parameter_efficiency"]
+    assert f and "2,100,000 parameters for 91%" in f[0].detail and "4.3x the parameter budget" in f[0].detail
+    # a big model with low efficiency because it learned little is not called oversized
+    stuck = _healthy(param_count=2_100_000, health={**_healthy().health, "parameter_efficiency": 0.05}, val_accuracy=0.2)
+    assert not [x for x in diagnose(stuck, num_classes=10) if x.metric == "parameter_efficiency"]
     # a small model with low efficiency is not called oversized
     small = _healthy(param_count=5_000, health={**_healthy().health, "parameter_efficiency": 0.21})
-    assert not [x for x in diagnose(small) if x.metric == "parameter_efficiency"]
+    assert not [x for x in diagnose(small, num_classes=10) if x.metric == "parameter_efficiency"]
 
 
 def test_unstable_and_inconsistent_and_still_improving():

@@ -38,7 +38,7 @@ from app import state
 from core import artifacts
 from core.architecture import ArchitectureVisualization, export_architecture_json, score_color
 from core.records import TrialRecord
-from core.health import GRADIENT_HELP, UPDATE_RATIO_HELP
+from core.health import DEAD_LABELS, GRADIENT_HELP, UPDATE_RATIO_HELP
 from core.scene import COLOR_BY, export_filename
 
 log = logging.getLogger("hpo.app.viewer")
@@ -66,8 +66,9 @@ COLOR_HELP = {
     "performance": ("Every layer takes the model's validation accuracy.", "0%", "100% accuracy"),
     "health": ("Each layer's own health: the worse of its live units and its gradient health; "
                "layers with nothing measured take the model's accuracy.", "unhealthy", "healthy"),
-    "dead_units": ("Share of the layer's units that carry no signal on held-out data (for ReLU: never fire; "
-                   "for tanh and LSTM: saturated or constant; for the others: constant).", "100% dead", "all alive"),
+    "dead_units": ("Share of the layer's units that carry no signal on held-out data: for ReLU units, they "
+                   f"{DEAD_LABELS['relu']}; for tanh and LSTM units, {DEAD_LABELS['tanh']}; for the others, "
+                   f"{DEAD_LABELS['other']}.", "100% dead", "all alive"),
     "gradient_norm": (GRADIENT_HELP, "stalled / exploding", "healthy"),
 }
 
