@@ -121,7 +121,7 @@ def model_path(result: TrialResult | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def prune_models(study_dir: Path, keep: Iterable[int]) -> list[Path]:
+def prune_models(study_dir: Path, keep: Iterable[int], *, only: Iterable[int] | None = None) -> list[Path]:
     """Delete the ``model.keras`` of every trial folder whose number is not in ``keep``.
 
     ``result.json`` and everything else stay, so a trial's record and reproduction
@@ -130,18 +130,21 @@ def prune_models(study_dir: Path, keep: Iterable[int]) -> list[Path]:
     Args:
         study_dir: ``runs/<study>/``.
         keep: trial numbers whose models stay (the best k, plus trials still running).
+        only: when given, only these trial numbers may lose their model (the runner passes
+            the finished trials, so a trial it has not seen finish is never touched).
 
     Returns:
         The model files deleted.
     """
     keep = set(keep)
+    allowed = None if only is None else set(only)
     removed: list[Path] = []
     folder = Path(study_dir)
     if not folder.is_dir():
         return removed
     for sub in sorted(folder.iterdir()):
         number = trial_number_of(sub)
-        if number is None or number in keep or not sub.is_dir():
+        if number is None or number in keep or not sub.is_dir() or (allowed is not None and number not in allowed):
             continue
         model = sub / MODEL_FILE
         if model.exists():

@@ -477,3 +477,56 @@ def test_joined_runner_time_budget_runs_from_the_owners_start(url, settings, own
     finally:
         worker.stop()
         worker.join(10)
+
+
+class _SubmitFails(FakeExecutor):
+    """Refuses the second trial it is given: the runner dies between ask and submit."""
+
+    def submit(self, spec):
+        if spec.trial_number >= 1:
+            raise RuntimeError("executor refused the spec")
+        super().submit(spec)
+
+
+def test_runner_crash_between_ask_and_submit_leaves_nothing_running(url, settings):
+    runner = StudyRunner(_config("crash-ask", url, n_trials=3), executor=_SubmitFails(capacity=2, epoch_s=0.05),
+                         settings=settings).start()
+    assert runner.join(30)
+    assert runner.status == "crashed" and "refused the spec" in str(runner.error)
+    states = _states("crash-ask", url)
+    assert "RUNNING" not in states.values() and states[1] == "FAIL", states
+    asked = _trials("crash-ask", url)[1]
+    assert "runner crashed" in asked.user_attrs[S.T_ERROR] and asked.user_attrs[T_INTERRUPTED]
+    study = _study("crash-ask", url)
+    assert study.user_attrs[S.ATTR_WORKER_PREFIX + runner.runner_id]["status"] == "crashed"
+    assert not runner_alive(study)
+
+
+def test_keep_best_never_deletes_another_runners_unfinished_model(url, settings):
+    """Another runner's trial has saved model.keras but is not told yet: keep-best must leave it."""
+    from core import artifacts
+
+    cfg = _config("keep-race", url, n_trials=4, keep_best_k=1)
+    study = create_study(cfg, settings=settings)
+    other = "elsewhere:4242:abcdef"
+    foreign = study.ask()
+    foreign.set_user_attr(S.T_RUNNER, other)
+    study.set_user_attr(S.ATTR_WORKER_PREFIX + other, {"host": "elsewhere", "pid": 4242, "beat": time.time(),
+                                                       "status": "running"})
+    model = artifacts.trial_dir("keep-race", foreign.number, settings) / "model.keras"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"a trained model")
+    finished_model = artifacts.trial_dir("keep-race", 99, settings) / "model.keras"  # no trial 99 in the storage
+    finished_model.parent.mkdir(parents=True)
+    finished_model.write_bytes(b"not ours to judge")
+    ours = [artifacts.trial_dir("keep-race", n, settings) / "model.keras" for n in (1, 2, 3)]
+    for path in ours:  # the runner's own trials (FakeExecutor saves no models)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"model")
+
+    runner = StudyRunner.attach("keep-race", url, executor=FakeExecutor(capacity=1), settings=settings).start()
+    assert runner.join(30) and runner.error is None, runner.error
+    states = _states("keep-race", url)
+    assert states[foreign.number] == "RUNNING" and list(states.values()).count("COMPLETE") == 3
+    assert model.is_file() and finished_model.is_file()
+    assert sum(p.is_file() for p in ours) == 1  # finished trials outside the best 1 still lose their models
