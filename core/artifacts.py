@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from core.config import Settings, StudyConfig, TrialResult, safe_name, to_json
+from core.config import ConfigError, Settings, StudyConfig, TrialResult, check_study_name, safe_name, to_json
 from core.health import METRICS as HEALTH_KEYS
 
 if TYPE_CHECKING:
@@ -178,7 +178,12 @@ def reproduce_config(record: "TrialRecord") -> dict[str, Any]:
     from core.config import TrialSpec
 
     if record.spec:
-        spec = TrialSpec.from_dict(dict(record.spec))
+        data = dict(record.spec)
+        try:
+            check_study_name(data.get("study"))
+        except ConfigError:  # a study named before names were checked ("a/b"): its copy gets a safe one
+            data["study"] = safe_name(str(data.get("study")))
+        spec = TrialSpec.from_dict(data)
     else:  # a trial recorded without its spec (foreign or very old): rebuild from what is known
         dataset = record.result.dataset if record.result else ""
         spec = TrialSpec(dataset=dataset, params=dict(record.params), trial_number=record.number)

@@ -214,18 +214,20 @@ def test_default_pruner_first_judges_at_epoch_two(epochs, first_rung):
     assert not verdicts[0][0]  # the first trial is never pruned at its first epoch
 
 
-def test_nan_trial_fails_and_the_study_goes_on(ex, url, settings):
+def test_out_of_range_trial_fails_and_the_study_goes_on(ex, url, settings):
+    """A learning rate of 1e6 once trained a whole epoch to NaN; now the worker refuses the spec before any data loads."""
     fixed = {**TINY, "optimizer": "sgd", "activation": "leaky_relu"}
     cfg = _config("nan", url, n_trials=3, fixed=fixed)
     study = create_study(cfg, settings=settings)
     with pytest.warns(UserWarning, match="out of range"):
-        study.enqueue_trial({"learning_rate": 1e6})  # outside the search range on purpose: sgd overflows
+        study.enqueue_trial({"learning_rate": 1e6})  # outside the search range on purpose
         runner = StudyRunner.resume("nan", url, executor=ex, settings=settings).start()
         assert runner.join(240)
     states = _states("nan", url)
     assert states[0] == "FAIL" and [states[1], states[2]] == ["COMPLETE", "COMPLETE"]
     failed = _trials("nan", url)[0]
-    assert "NaN" in failed.user_attrs[S.T_ERROR]
+    assert "learning_rate" in failed.user_attrs[S.T_ERROR] and "0.03" in failed.user_attrs[S.T_ERROR]
+    assert not failed.user_attrs.get(S.T_RESULT, {}).get("epochs_run")  # refused, not trained
     assert (settings.study_dir("nan") / "trial-0000" / "result.json").exists()
     assert runner.status == "finished"
 
