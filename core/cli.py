@@ -445,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         log.info("refused: %s", exc)
-        print(f"error: {exc}", file=sys.stderr)
+        # one line, whatever the message quotes (a path or value with a newline or \r in it)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
