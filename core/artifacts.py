@@ -1,8 +1,8 @@
 """The per-study folder on disk, and exports of a study as tables, JSON and model files.
 
-Layout (``Settings.study_dir(name)`` = ``<HPO_HOME>/runs/<study>/``)::
+Layout (``Settings.study_dir(name)`` = ``<HPO_HOME>/runs/<slug>-<hash>/``, unique per exact name)::
 
-    runs/<study>/
+    runs/<slug>-<hash>/
         trial-0000/model.keras     the trained model (kept for the best k trials only)
         trial-0000/result.json     the TrialResult (always kept)
         ...
