@@ -210,3 +210,20 @@ def test_a_private_scratch_folder_is_allowed_for_workers(tmp_path):
         os.chmod(scratch, 0o755)
         with pytest.raises(ConfigError):
             home.trial_dir(TrialSpec(dataset="digits", params={}, artifacts_dir=scratch))
+
+
+def test_a_storage_folder_that_does_not_exist_is_refused_not_created(tmp_path, monkeypatch):
+    from core import storage as S
+
+    missing = tmp_path / "nope" / "deeper"
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    with pytest.raises(ConfigError, match=f"folder {missing} does not exist"):
+        S.resolve_url(f"sqlite:///{missing}/x.db", Settings(home=tmp_path))
+    monkeypatch.setenv("HPO_STORAGE", f"journal:{missing}/j.log")
+    with pytest.raises(ConfigError, match="does not exist"):
+        S.resolve_url(None, Settings(home=tmp_path))
+    assert not (tmp_path / "nope").exists()
+    monkeypatch.delenv("HPO_STORAGE")
+    home = Settings(home=tmp_path / "home")
+    assert S.resolve_url(None, home) == home.default_storage and home.runs_dir.is_dir()  # its own runs/ is made
+    assert S.resolve_url(f"sqlite:///{tmp_path}/x.db", home) == f"sqlite:///{tmp_path}/x.db"
