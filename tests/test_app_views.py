@@ -184,8 +184,10 @@ def test_configure_shows_text_samples_for_a_text_set(home):
         ({"cfg_low_image_learning_rate": 0.02, "cfg_high_image_learning_rate": 0.001}, "'learning_rate': low (0.02) is above high (0.001)"),
         ({"cfg_epochs": 0}, "epochs: must be"),
         ({"cfg_max_samples": 5}, "max_samples"),
+        ({"cfg_name": "../../x"}, "may not contain '/'"),
     ],
-    ids=["zero-trials", "empty-name", "duplicate-name", "low-above-high", "zero-epochs", "tiny-max-samples"],
+    ids=["zero-trials", "empty-name", "duplicate-name", "low-above-high", "zero-epochs", "tiny-max-samples",
+         "path-in-name"],
 )
 def test_configure_refuses_bad_settings_before_starting(home, runner_calls, setup, message):
     at = app()
