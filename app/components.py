@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -32,6 +33,34 @@ if TYPE_CHECKING:
     from core.diagnosis import Finding
 
 # Live screens poll the storage this often while a study runs (and not at all when idle).
+# Every character Markdown, GitHub's autolinks, KaTeX ($) or Streamlit's directives (:red[..],
+# :material/..:, emoji :codes:) give a meaning to; all are ASCII punctuation, which CommonMark
+# lets a backslash turn back into a literal character.
+# '-' and '_' between two letters or digits mean nothing ("fake-study", "successive_halving") and stay.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*{}\[\]()<>#+.!|~$:&@]|(?<![A-Za-z0-9])[-_]|[-_](?![A-Za-z0-9]))")
+
+
+def plain(text: Any, limit: int | None = None) -> str:
+    """Text that came from outside, safe to embed in Markdown: shown exactly as typed.
+
+    Study names, notes, hosts, executors, error messages and data samples can come from
+    other users of a shared storage or from a remote worker.  ``[x](https://evil.example)``
+    would render as a link and ``![t](https://evil.example/t.png)`` would load a remote image;
+    here every Markdown character is backslash-escaped (Streamlit's documented way to show
+    one literally) and line breaks become spaces.  Use it for st.markdown, st.caption,
+    st.info/warning/error/success, st.toast and widget labels; option lists of a selectbox
+    are plain text already.
+
+    Args:
+        text: anything; ``str(text)`` is shown.
+        limit: cut the text to this many characters first (with an ellipsis).
+    """
+    s = " ".join(str(text).split())
+    if limit is not None and len(s) > limit:
+        s = s[: max(0, limit - 1)] + "…"
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", s)
+
+
 LIVE_INTERVAL_S = 2.0
 CARDS_PER_PAGE = 12  # a page of cards renders in well under a second even for 200-trial studies
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
@@ -189,7 +218,7 @@ def read_records_or_note(name: str) -> list[TrialRecord] | None:
     try:
         return state.read_records(name)
     except KeyError:
-        st.info(f"Study {name} is being created…")
+        st.info(f"Study {plain(name)} is being created…")
         return None
 
 
@@ -204,11 +233,11 @@ def render_runner_controls(name: str, running: bool, key: str) -> None:
                       help="Running trials finish and are kept; no new trial starts, on any machine. "
                            "Resume later from Configure."):
         state.stop(name)
-        st.toast(f"Stopping {name}: running trials will finish.")
+        st.toast(f"Stopping {plain(name)}: running trials will finish.")
     if cols[1].button("Cancel now", key=f"{key}-cancel", icon=":material/cancel:", width="stretch",
                       help="Running trials are abandoned (recorded as failed: cancelled), on every machine."):
         state.cancel(name)
-        st.toast(f"Cancelling {name}.")
+        st.toast(f"Cancelling {plain(name)}.")
     if not ours:
         st.caption("This study is run by another process (e.g. the CLI or a worker on another machine): "
                    "Stop and Cancel reach it through the storage within a few seconds.")
@@ -352,10 +381,10 @@ def tuned_names(config: StudyConfig | None, records: Sequence[TrialRecord] = ())
 
 
 def key_params(rec: TrialRecord, tuned: Iterable[str] | None) -> str:
-    """'lr 1.2e-03 · filters 32 · dropout 0.21': the tuned params, short."""
+    """'lr 1.2e-03 · filters 32 · dropout 0.21': the tuned params, short, escaped for Markdown (st.caption)."""
     names = list(tuned) if tuned else sorted(rec.params)
     short = {"learning_rate": "lr", "batch_size": "batch", "dense_units": "dense", "conv_blocks": "blocks"}
-    return " · ".join(f"{short.get(n, n)} {fmt_value(rec.params[n])}" for n in names if n in rec.params)
+    return " · ".join(f"{plain(short.get(n, n))} {plain(fmt_value(rec.params[n]))}" for n in names if n in rec.params)
 
 
 def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, *, is_best: bool = False,
@@ -394,14 +423,12 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
             st.caption(f"pruned after {len(curve) or '?'} epoch(s) at val {fmt_pct(last)}: behind other trials")
         elif rec.state == "FAIL":
             err = rec.error or (res.error if res else None) or "failed"
-            # brackets would end the :red[...] directive, and $ would start LaTeX
-            err = err[:160].replace("[", "(").replace("]", ")").replace("$", "\\$")
-            st.caption(f":red[{err}]")
+            st.caption(f":red[{plain(err, 160)}]")  # escaped: a bracket would end the directive, $ start LaTeX
         st.caption(key_params(rec, tuned_names(config, [rec])))
         where = rec.executor or (res.executor if res else "")
         host = rec.host or (res.host if res else "")
         if where or host:
-            st.caption(f":material/memory: {where}{' @ ' + host if host else ''}")
+            st.caption(f":material/memory: {plain(where)}{' @ ' + plain(host) if host else ''}")
         if rec.state in ("COMPLETE", "FAIL", "PRUNED"):
             cols = st.columns(2)
             if cols[0].button("Health", key=f"open-{rec.number}", icon=":material/monitor_heart:", width="stretch"):

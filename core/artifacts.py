@@ -1,8 +1,8 @@
 """The per-study folder on disk, and exports of a study as tables, JSON and model files.
 
-Layout (``Settings.study_dir(name)`` = ``<HPO_HOME>/runs/<study>/``)::
+Layout (``Settings.study_dir(name)`` = ``<HPO_HOME>/runs/<slug>-<hash>/``, unique per exact name)::
 
-    runs/<study>/
+    runs/<slug>-<hash>/
         trial-0000/model.keras     the trained model (kept for the best k trials only)
         trial-0000/result.json     the TrialResult (always kept)
         ...
@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from core.config import Settings, StudyConfig, TrialResult, safe_name, to_json
+from core.config import ConfigError, Settings, StudyConfig, TrialResult, check_study_name, safe_name, to_json
 from core.health import METRICS as HEALTH_KEYS
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def model_path(result: TrialResult | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def prune_models(study_dir: Path, keep: Iterable[int]) -> list[Path]:
+def prune_models(study_dir: Path, keep: Iterable[int], *, only: Iterable[int] | None = None) -> list[Path]:
     """Delete the ``model.keras`` of every trial folder whose number is not in ``keep``.
 
     ``result.json`` and everything else stay, so a trial's record and reproduction
@@ -130,18 +130,21 @@ def prune_models(study_dir: Path, keep: Iterable[int]) -> list[Path]:
     Args:
         study_dir: ``runs/<study>/``.
         keep: trial numbers whose models stay (the best k, plus trials still running).
+        only: when given, only these trial numbers may lose their model (the runner passes
+            the finished trials, so a trial it has not seen finish is never touched).
 
     Returns:
         The model files deleted.
     """
     keep = set(keep)
+    allowed = None if only is None else set(only)
     removed: list[Path] = []
     folder = Path(study_dir)
     if not folder.is_dir():
         return removed
     for sub in sorted(folder.iterdir()):
         number = trial_number_of(sub)
-        if number is None or number in keep or not sub.is_dir():
+        if number is None or number in keep or not sub.is_dir() or (allowed is not None and number not in allowed):
             continue
         model = sub / MODEL_FILE
         if model.exists():
@@ -175,7 +178,12 @@ def reproduce_config(record: "TrialRecord") -> dict[str, Any]:
     from core.config import TrialSpec
 
     if record.spec:
-        spec = TrialSpec.from_dict(dict(record.spec))
+        data = dict(record.spec)
+        try:
+            check_study_name(data.get("study"))
+        except ConfigError:  # a study named before names were checked ("a/b"): its copy gets a safe one
+            data["study"] = safe_name(str(data.get("study")))
+        spec = TrialSpec.from_dict(data)
     else:  # a trial recorded without its spec (foreign or very old): rebuild from what is known
         dataset = record.result.dataset if record.result else ""
         spec = TrialSpec(dataset=dataset, params=dict(record.params), trial_number=record.number)

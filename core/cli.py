@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from core.config import MODES, PRUNERS, SAMPLERS, ConfigError, Settings, StudyConfig, TrialResult, TrialSpec
 from core.health import METRICS as HEALTH_KEYS
@@ -35,6 +35,8 @@ def parse_value(text: str) -> Any:
         return json.loads(lowered)
     except json.JSONDecodeError:
         return text
+    except RecursionError:
+        raise ConfigError(f"value {text[:40]!r}... is nested too deeply") from None
 
 
 def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
@@ -116,32 +118,39 @@ def format_result(result: TrialResult) -> str:
 
 def cmd_trial(args: argparse.Namespace) -> int:
     from core.datasets import get_info
-    from core.search_space import defaults
+    from core.search_space import defaults, validate_params
     from core.training import run_trial
 
     if args.spec:
         try:
-            spec = TrialSpec.from_json(Path(args.spec).read_text())
-        except OSError as exc:
-            raise ConfigError(f"--spec: cannot read {args.spec}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--spec: {args.spec} is not valid JSON: {exc}") from None
+            text = Path(args.spec).read_text(encoding="utf-8")
+        except (OSError, ValueError) as exc:  # missing, a folder, not UTF-8
+            raise ConfigError(f"--spec: cannot read {args.spec}: {str(exc)[:200]}") from None
+        try:
+            spec = TrialSpec.from_json(text)
+        except ConfigError as exc:
+            raise ConfigError(f"--spec {args.spec}: {exc}") from None
     else:
         kind = get_info(args.dataset).kind
-        params = {**defaults(kind), "epochs": args.epochs, **parse_params(args.param)}
-        unknown = sorted(set(params) - set(defaults(kind)))
-        if unknown:
-            raise ConfigError(f"--param: unknown hyperparameter(s) {unknown} for {kind} data; known: {sorted(defaults(kind))}")
-        spec = TrialSpec(dataset=args.dataset, params=params, epochs=int(params["epochs"]), max_samples=args.max_samples,
+        given = validate_params(parse_params(args.param), kind, what="--param")  # before any data loads
+        params = {**defaults(kind), "epochs": args.epochs, **given}
+        spec = TrialSpec(dataset=args.dataset, params=params, epochs=params["epochs"], max_samples=args.max_samples,
                          seed=args.seed, data_seed=args.seed, study=args.study, save_model=not args.no_save)
     spec.validate()
+    settings = Settings.from_env()
+    if args.out:
+        # the only way to put artifacts outside HPO_HOME: the user names the folder here
+        settings = settings.with_output(args.out)
+        spec.artifacts_dir = str(Path(args.out).resolve())
+    if spec.save_model:
+        settings.trial_dir(spec)  # a spec's artifacts_dir outside HPO_HOME is refused now, not after training
     print(f"Training on {spec.dataset} for {spec.epochs} epoch(s)...", file=sys.stderr)
 
     def on_epoch(epoch: int, logs: dict[str, float | None]) -> None:
         print(f"  epoch {epoch}/{spec.epochs}: loss {_f(logs.get('loss'))}  val_accuracy {_f(logs.get('val_accuracy'))}"
               f"  ({logs.get('seconds') or 0:.1f} s)", file=sys.stderr)
 
-    result = run_trial(spec, on_epoch)
+    result = run_trial(spec, on_epoch, settings=settings)
     print(result.to_json(indent=2) if args.json else format_result(result))
     return EXIT_OK if result.status == "complete" else EXIT_FAILED
 
@@ -347,8 +356,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``error: ... (python -m core COMMAND --help)``, exit 2."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        message = " ".join(str(message).split())[:300]
+        self.exit(EXIT_CONFIG, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="HPO Studio engine: train, optimise and export.")
+    p = _Parser(prog="python -m core", description="HPO Studio engine: train, optimise and export.")
     p.add_argument("-v", "--verbose", action="store_true", help="show INFO log lines on the console")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -361,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--spec", help="a TrialSpec JSON file (e.g. from export) instead of the options above")
     t.add_argument("--study", default="adhoc", help="folder under runs/ for the model (default adhoc)")
     t.add_argument("--no-save", action="store_true", help="do not save the model")
+    t.add_argument("--out", help="folder for model.keras and result.json (default runs/<study>/trial-NNNN under HPO_HOME)")
     t.add_argument("--json", action="store_true", help="print the TrialResult as JSON")
     t.set_defaults(func=cmd_trial)
 
@@ -433,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         log.info("refused: %s", exc)
-        print(f"error: {exc}", file=sys.stderr)
+        # one line, whatever the message quotes (a path or value with a newline or \r in it)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

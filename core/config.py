@@ -8,10 +8,14 @@ come from :class:`Settings`, which reads one environment variable, ``HPO_HOME``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import re
+import stat
+import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +45,17 @@ class Settings:
     """
 
     home: Path
+    # Folders outside ``home`` where a trial's artifacts may go because the user chose them
+    # explicitly (``python -m core trial --out DIR``); a spec alone can never add one.
+    outputs: tuple[Path, ...] = ()
 
     @classmethod
     def from_env(cls) -> "Settings":
         return cls(home=Path(os.environ.get("HPO_HOME", PROJECT_ROOT)).resolve())
+
+    def with_output(self, folder: str | Path) -> "Settings":
+        """These settings, also allowing artifacts in ``folder`` (an explicit command-line choice)."""
+        return dataclasses.replace(self, outputs=(*self.outputs, Path(folder).resolve()))
 
     @property
     def runs_dir(self) -> Path:
@@ -65,7 +76,34 @@ class Settings:
         return f"sqlite:///{self.runs_dir / 'studies.db'}"
 
     def study_dir(self, study_name: str) -> Path:
-        return self.runs_dir / safe_name(study_name)
+        """``runs/<slug>-<hash>/``: distinct names never share a folder (see :func:`study_folder_name`).
+
+        Raises:
+            ConfigError: the name has control characters or path parts.
+        """
+        return self.runs_dir / study_folder_name(study_name)
+
+    def trial_dir(self, spec: "TrialSpec") -> Path:
+        """Where a trial's model and result go: ``spec.artifacts_dir`` or ``runs/<study>/trial-NNNN``.
+
+        A spec comes from outside (a file, a job, a shared storage), so the folder it names
+        is honoured only inside ``home``, inside a folder the user chose explicitly
+        (``outputs``), or when it is a private scratch folder this user just made
+        (``tempfile.mkdtemp``: existing, empty, mode 0700, ours; what a RunPod worker uses).
+
+        Raises:
+            ConfigError: the folder is anywhere else; the message says how to choose one.
+        """
+        if not spec.artifacts_dir:
+            return self.study_dir(spec.study) / f"trial-{int(spec.trial_number):04d}"
+        folder = Path(spec.artifacts_dir)
+        resolved = folder.resolve()
+        if any(_inside(resolved, root) for root in (self.home.resolve(), *self.outputs)) or _private_scratch(resolved):
+            return resolved
+        raise ConfigError(
+            f"artifacts_dir: {str(folder)[:200]!r} is outside HPO_HOME ({self.home}); leave it empty to use "
+            f"runs/<study>/, or choose another folder explicitly on the command line (python -m core trial --out DIR)"
+        )
 
     def ensure(self) -> "Settings":
         for d in (self.runs_dir, self.logs_dir, self.datasets_dir):
@@ -73,10 +111,107 @@ class Settings:
         return self
 
 
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _private_scratch(path: Path) -> bool:
+    """An existing, empty folder with mode 0700 owned by this user: what ``tempfile.mkdtemp`` makes.
+
+    A hostile spec can name a folder but cannot make one like this for the user running it.
+    """
+    try:
+        st = path.stat()
+        return (stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+                and (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not any(path.iterdir())
+                and _inside(path, Path(tempfile.gettempdir()).resolve()))
+    except OSError:
+        return False
+
+
 def safe_name(name: str) -> str:
-    """A study or file name reduced to characters that are safe in a path."""
+    """A name reduced to characters that are safe in a file name (readable, not unique: see study_folder_name)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
     return cleaned or "study"
+
+
+MAX_NAME_LENGTH = 120  # a study name; StudyConfig asks for 80 (the UI's field), "<name>-reproduce" needs room
+
+
+def check_study_name(name: Any, what: str = "name") -> str:
+    """Refuse study names that cannot be shown or stored safely; return the name.
+
+    A name may hold any printable text (spaces, accents, punctuation) but no control
+    characters (NUL, newlines, tabs ...) and no path parts (``/``, ``\\``, a bare ``..``).
+
+    Raises:
+        ConfigError: the message names the problem and what to type instead.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"{what}: the study name must be text (got {type(name).__name__})")
+    if not name.strip():
+        raise ConfigError(f"{what}: give the study a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(f"{what}: keep the study name under {MAX_NAME_LENGTH} characters (got {len(name)})")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
+        raise ConfigError(f"{what}: the study name may not contain control characters (newlines, tabs, NUL); "
+                          "use letters, digits, spaces, '-' or '_'")
+    if "/" in name or "\\" in name or name.strip().strip(".") == "":
+        raise ConfigError(f"{what}: the study name may not contain '/' or '\\' or be only dots; "
+                          "use letters, digits, spaces, '-' or '_'")
+    return name
+
+
+def study_folder_name(name: str) -> str:
+    """The folder of study ``name`` under runs/: a readable slug plus a hash of the exact name.
+
+    ``"col a"``, ``"col-a"`` and ``"Col-A"`` get three folders (``col-a-1f3e...``); the slug
+    keeps the folder recognisable, the hash makes it unique (10 hex digits of SHA-256).
+    Studies written before this naming (``runs/<slug>/``) keep their stored model paths,
+    so they are still found; new trials of a resumed old study go to the new folder.
+
+    Raises:
+        ConfigError: see :func:`check_study_name`.
+    """
+    check_study_name(name)
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+    return f"{safe_name(name)[:40].rstrip('-.') or 'study'}-{digest}"
+
+
+def as_number(value: Any, what: str, *, integer: bool = False) -> float | int:
+    """``value`` as a finite number, or a ConfigError naming ``what`` (bools, text, NaN and inf refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{what}: must be {kind} (got {_brief(value)})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{what}: must be a finite number (got {value})")
+    if integer:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(f"{what}: must be a whole number (got {value})")
+            return int(value)
+        return value
+    return value
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    """A value for a one-line message: its repr, cut, on one line."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a message must never fail (deep nesting, odd objects)
+        text = f"<{type(value).__name__}>"
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON text as Python values, or a one-line ConfigError (bad syntax, nesting too deep)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{what}: the JSON is nested too deeply to read") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{what}: not valid JSON ({str(exc).splitlines()[0][:120]})") from None
 
 
 # --------------------------------------------------------------------------- JSON helpers
@@ -116,6 +251,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------- trial spec / result
 
 MODES = ("simple", "health-aware", "pareto")
+MAX_EPOCHS = 500  # per trial, from any entry point: beyond this a typo, not a plan
 
 
 @dataclass
@@ -147,8 +283,13 @@ class TrialSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrialSpec":
+        """A validated spec from plain data (a file, a job, a pipe).
+
+        Raises:
+            ConfigError: not an object, missing or unknown fields, or any invalid value.
+        """
         if not isinstance(data, dict):
-            raise ConfigError("TrialSpec must be a JSON object")
+            raise ConfigError(f"TrialSpec must be a JSON object (got {type(data).__name__})")
         for required in ("dataset", "params"):
             if required not in data:
                 raise ConfigError(f"TrialSpec is missing '{required}'")
@@ -158,19 +299,49 @@ class TrialSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "TrialSpec":
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, "TrialSpec"))
 
     def validate(self) -> None:
+        """Refuse anything a trial could not run with, before any data loads.
+
+        Every hyperparameter goes through :func:`core.search_space.validate_params`; the
+        study name through :func:`check_study_name`.  ``artifacts_dir`` is checked where it is
+        used (:meth:`Settings.trial_dir`), against the settings of the machine that writes.
+
+        Raises:
+            ConfigError: one line naming the field and what to do.
+        """
+        from core.datasets import get_info
+        from core.search_space import validate_params
+
+        if not isinstance(self.dataset, str):
+            raise ConfigError(f"dataset: must be a data set name (got {_brief(self.dataset)})")
+        kind = get_info(self.dataset).kind  # ConfigError listing valid names
         if not isinstance(self.params, dict):
-            raise ConfigError("params must be a mapping of hyperparameter name to value")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"epochs must be a whole number >= 1 (got {self.epochs!r})")
-        if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 20):
-            raise ConfigError(f"max_samples must be empty or a whole number >= 20 (got {self.max_samples!r})")
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)} (got {self.mode!r})")
-        if not 0.0 <= float(self.health_weight) <= 1.0:
-            raise ConfigError(f"health_weight must be between 0 and 1 (got {self.health_weight!r})")
+            raise ConfigError("params: must be a mapping of hyperparameter name to value")
+        self.epochs = as_number(self.epochs, "epochs", integer=True)
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ConfigError(f"epochs: must be a whole number from 1 to {MAX_EPOCHS} (got {self.epochs})")
+        self.params = validate_params(self.params, kind)
+        if self.max_samples is not None:
+            self.max_samples = as_number(self.max_samples, "max_samples", integer=True)
+            if self.max_samples < 20:
+                raise ConfigError(f"max_samples: must be empty or a whole number >= 20 (got {self.max_samples})")
+        for name in ("seed", "data_seed", "trial_number"):
+            value = as_number(getattr(self, name), name, integer=True)
+            if not 0 <= value < 2**32:
+                raise ConfigError(f"{name}: must be a whole number from 0 to {2**32 - 1} (got {value})")
+            setattr(self, name, value)
+        if not isinstance(self.mode, str) or self.mode not in MODES:
+            raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {_brief(self.mode)})")
+        self.health_weight = as_number(self.health_weight, "health_weight")
+        if not 0.0 <= self.health_weight <= 1.0:
+            raise ConfigError(f"health_weight: must be between 0 and 1 (got {self.health_weight})")
+        check_study_name(self.study, "study")
+        if not isinstance(self.save_model, bool):
+            raise ConfigError(f"save_model: must be true or false (got {_brief(self.save_model)})")
+        if self.artifacts_dir is not None and (not isinstance(self.artifacts_dir, str) or "\x00" in self.artifacts_dir):
+            raise ConfigError(f"artifacts_dir: must be empty or a folder path (got {_brief(self.artifacts_dir)})")
 
 
 @dataclass
@@ -322,12 +493,17 @@ class StudyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StudyConfig":
+        """A config from plain data (not validated: a stored study is read back as it was)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"StudyConfig must be a JSON object (got {type(data).__name__})")
+        if "name" not in data:
+            raise ConfigError("StudyConfig is missing 'name'")
         cfg = _from_dict(cls, dict(data))
         return cfg
 
     @classmethod
     def from_json(cls, text: str) -> "StudyConfig":
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, "StudyConfig"))
 
     @property
     def kind(self) -> str:
@@ -348,49 +524,71 @@ class StudyConfig:
     def validate(self) -> "StudyConfig":
         """Refuse bad settings before any work starts; each message names the setting."""
         from core.datasets import get_info
-        from core.search_space import validate_space
+        from core.search_space import validate_params, validate_space
 
-        if not self.name or not str(self.name).strip():
-            raise ConfigError("name: give the study a name")
+        check_study_name(self.name, "name")
         if len(self.name) > 80:
             raise ConfigError("name: keep it under 80 characters")
+        if not isinstance(self.dataset, str):
+            raise ConfigError(f"dataset: must be a data set name (got {_brief(self.dataset)})")
         info = get_info(self.dataset)  # ConfigError listing valid names
-        if self.mode not in MODES:
-            raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {self.mode!r})")
-        if not 0.0 <= float(self.health_weight) <= 1.0:
+        if not isinstance(self.mode, str) or self.mode not in MODES:
+            raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {_brief(self.mode)})")
+        self.health_weight = as_number(self.health_weight, "health_weight")
+        if not 0.0 <= self.health_weight <= 1.0:
             raise ConfigError(f"health_weight: must be between 0 and 1 (got {self.health_weight})")
         if self.n_trials is None and self.timeout_s is None:
             raise ConfigError("n_trials / timeout_s: give a number of trials, a time budget, or both")
-        if self.n_trials is not None and (not isinstance(self.n_trials, int) or self.n_trials < 1):
-            raise ConfigError(f"n_trials: must be a whole number >= 1 (got {self.n_trials!r})")
-        if self.timeout_s is not None and float(self.timeout_s) <= 0:
-            raise ConfigError(f"timeout_s: must be above 0 seconds (got {self.timeout_s})")
-        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 500:
-            raise ConfigError(f"epochs: must be a whole number from 1 to 500 (got {self.epochs!r})")
-        if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 20):
-            raise ConfigError(f"max_samples: leave empty for all data or give a whole number >= 20 (got {self.max_samples!r})")
+        if self.n_trials is not None:
+            self.n_trials = as_number(self.n_trials, "n_trials", integer=True)
+            if not 1 <= self.n_trials <= 1_000_000:
+                raise ConfigError(f"n_trials: must be a whole number from 1 to 1000000 (got {self.n_trials})")
+        if self.timeout_s is not None:
+            self.timeout_s = as_number(self.timeout_s, "timeout_s")
+            if self.timeout_s <= 0:
+                raise ConfigError(f"timeout_s: must be above 0 seconds (got {self.timeout_s})")
+        self.epochs = as_number(self.epochs, "epochs", integer=True)
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ConfigError(f"epochs: must be a whole number from 1 to {MAX_EPOCHS} (got {self.epochs})")
+        if self.max_samples is not None:
+            self.max_samples = as_number(self.max_samples, "max_samples", integer=True)
+            if self.max_samples < 20:
+                raise ConfigError(f"max_samples: leave empty for all data or give a whole number >= 20 (got {self.max_samples})")
+        if self.tune is not None and (not isinstance(self.tune, (list, tuple))
+                                      or not all(isinstance(t, str) for t in self.tune)):
+            raise ConfigError(f"tune: must be a list of hyperparameter names (got {_brief(self.tune)})")
+        if not isinstance(self.ranges, dict):
+            raise ConfigError(f"ranges: must map hyperparameter names to ranges (got {_brief(self.ranges)})")
+        if not isinstance(self.fixed, dict):
+            raise ConfigError(f"fixed: must map hyperparameter names to values (got {_brief(self.fixed)})")
         validate_space(info.kind, self.tuned, self.ranges)
+        self.fixed = validate_params(self.fixed, info.kind, what="fixed")
         if not self.tuned:
             raise ConfigError("tune: choose at least one hyperparameter to search")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)} (got {self.sampler!r})")
+        if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)} (got {_brief(self.sampler)})")
         if self.mode == "pareto" and self.sampler not in ("nsga2", "motpe", "random"):
             raise ConfigError("sampler: pareto mode has two objectives; use nsga2, motpe or random")
         if self.mode != "pareto" and self.sampler in ("nsga2", "motpe"):
             raise ConfigError(f"sampler: {self.sampler} is for pareto mode; use tpe or random")
-        if self.pruner not in PRUNERS:
-            raise ConfigError(f"pruner: must be one of {', '.join(PRUNERS)} (got {self.pruner!r})")
+        if not isinstance(self.pruner, str) or self.pruner not in PRUNERS:
+            raise ConfigError(f"pruner: must be one of {', '.join(PRUNERS)} (got {_brief(self.pruner)})")
         if self.mode == "pareto" and self.pruner != "none":
             raise ConfigError("pruner: Optuna cannot prune multi-objective (pareto) studies; choose 'none'")
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"executor: must be one of {', '.join(EXECUTORS)} (got {self.executor!r})")
+        if not isinstance(self.executor, str) or self.executor not in EXECUTORS:
+            raise ConfigError(f"executor: must be one of {', '.join(EXECUTORS)} (got {_brief(self.executor)})")
         max_workers = 6 if self.executor == "runpod" else 16
-        if not isinstance(self.workers, int) or not 1 <= self.workers <= max_workers:
-            raise ConfigError(f"workers: must be from 1 to {max_workers} for {self.executor} (got {self.workers!r})")
-        if not isinstance(self.keep_best_k, int) or self.keep_best_k < 1:
-            raise ConfigError(f"keep_best_k: keep at least 1 model (got {self.keep_best_k!r})")
-        if not isinstance(self.seed, int):
-            raise ConfigError(f"seed: must be a whole number (got {self.seed!r})")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 1 <= self.workers <= max_workers:
+            raise ConfigError(f"workers: must be from 1 to {max_workers} for {self.executor} (got {_brief(self.workers)})")
+        if isinstance(self.keep_best_k, bool) or not isinstance(self.keep_best_k, int) or self.keep_best_k < 1:
+            raise ConfigError(f"keep_best_k: keep at least 1 model (got {_brief(self.keep_best_k)})")
+        self.seed = as_number(self.seed, "seed", integer=True)
+        if not 0 <= self.seed < 2**31:
+            raise ConfigError(f"seed: must be a whole number from 0 to {2**31 - 1} (got {self.seed})")
+        for name in ("storage", "runpod_endpoint"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or "\x00" in value):
+                raise ConfigError(f"{name}: must be empty or text (got {_brief(value)})")
         return self
 
     def trial_spec(self, params: dict[str, Any], trial_number: int) -> TrialSpec:

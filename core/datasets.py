@@ -31,6 +31,7 @@ import gzip
 import io
 import json
 import logging
+import math
 import os
 import pickle
 import struct
@@ -576,6 +577,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _read_npy_member(raw: bytes) -> np.ndarray:
     buf = io.BytesIO(raw)
+    _check_npy_size(buf, len(raw))
     try:
         return np.lib.format.read_array(buf, allow_pickle=False)
     except ValueError as exc:
@@ -589,6 +591,26 @@ def _read_npy_member(raw: bytes) -> np.ndarray:
     else:
         np.lib.format.read_array_header_2_0(buf)
     return _ArrayUnpickler(buf, encoding="latin1").load()
+
+
+def _check_npy_size(buf: io.BytesIO, size: int) -> None:
+    """Refuse a member whose header declares more data than it holds (leaves ``buf`` at 0).
+
+    A damaged or hostile header can declare a 10^7 x 10^7 array: numpy would try to
+    allocate it first and fail with MemoryError, which reads as "out of memory", not "corrupt".
+    """
+    major, _ = np.lib.format.read_magic(buf)
+    if major == 1:
+        shape, _, dtype = np.lib.format.read_array_header_1_0(buf, max_header_size=100_000)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(buf, max_header_size=100_000)
+    if not dtype.hasobject:  # object arrays are a pickle stream: their size is not declared
+        declared = math.prod(int(d) for d in shape) * dtype.itemsize
+        available = size - buf.tell()
+        if declared > available:
+            raise ValueError(f"its header declares a {'x'.join(map(str, shape)) or 'scalar'} {dtype} array "
+                             f"({declared:,} bytes) but it holds {available:,} bytes")
+    buf.seek(0)
 
 
 def _read_npz(path: Path, name: str, required: tuple[str, ...] | tuple[tuple[str, ...], ...]) -> dict[str, np.ndarray]:
@@ -617,8 +639,9 @@ def _read_npz(path: Path, name: str, required: tuple[str, ...] | tuple[tuple[str
         AttributeError,
         zlib.error,
         pickle.UnpicklingError,
+        MemoryError,  # a header or zip entry that declares more than memory holds: corrupt, not "out of memory"
     ) as exc:
-        raise _corrupt(path, ".npz archive", exc, name) from None
+        raise _corrupt(path, ".npz archive", str(exc) or type(exc).__name__, name) from None
     groups = required if required and isinstance(required[0], tuple) else (required,)
     if not any(all(k in arrays for k in group) for group in groups):  # type: ignore[union-attr]
         wanted = " or ".join(", ".join(g) for g in groups)  # type: ignore[arg-type]

@@ -20,6 +20,10 @@ MAX_BYTES = 5 * 1024 * 1024  # 5 MB x 5 files bounds disk use at 30 MB
 BACKUP_COUNT = 5
 FILE_FORMAT = "%(asctime)s %(levelname)-7s [%(entry)s:%(process)d] %(name)s: %(message)s"
 CONSOLE_FORMAT = "%(levelname)s: %(message)s"
+# One record is at most this long: a 50 MB parameter value must not become a 50 MB line that
+# rotates every older log away.  Messages are cut first; a traceback gets room of its own.
+MAX_MESSAGE_CHARS = 4_000
+MAX_RECORD_CHARS = 32_000
 
 # Loggers we own or route: ours, Optuna's (so its warnings reach the file too).
 _ROUTED = ("hpo", "optuna")
@@ -37,6 +41,43 @@ class _EntryFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.entry = self.entry
         return True
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} ... [cut: {len(text) - limit:,} more characters]"
+
+
+class BoundedFilter(logging.Filter):
+    """Cuts a record's message (with its args filled in) to ``limit`` characters, with a note saying so."""
+
+    def __init__(self, limit: int = MAX_MESSAGE_CHARS) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_hpo_bounded", False):
+            return True  # one record goes through several handlers: cut it once
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is logging's own error to report
+            return True
+        if len(message) > self.limit:
+            record.msg, record.args = _cut(message, self.limit), None
+        record._hpo_bounded = True
+        return True
+
+
+class BoundedFormatter(logging.Formatter):
+    """A formatter whose lines, traceback included, never exceed ``limit`` characters."""
+
+    def __init__(self, fmt: str, limit: int = MAX_RECORD_CHARS) -> None:
+        super().__init__(fmt)
+        self.limit = limit
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _cut(super().format(record), self.limit)
 
 
 def quiet_tensorflow() -> None:
@@ -92,20 +133,22 @@ def setup_logging(
         fh = logging.handlers.RotatingFileHandler(
             settings.logs_dir / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8", delay=True
         )
-        fh.setFormatter(logging.Formatter(FILE_FORMAT))
+        fh.setFormatter(BoundedFormatter(FILE_FORMAT))
         fh.setLevel(level)
         handlers.append(fh)
     except OSError as exc:  # a read-only home must not stop the app; say so once on stderr
         print(f"hpo: cannot write logs to {settings.logs_dir}: {exc}", file=sys.stderr)
     if console:
         ch = logging.StreamHandler(sys.stderr)
-        ch.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+        ch.setFormatter(BoundedFormatter(CONSOLE_FORMAT))
         ch.setLevel(console_level)
         handlers.append(ch)
     entry_filter = _EntryFilter(entry)
+    bounded = BoundedFilter()
     for h in handlers:
         setattr(h, _MARK, True)
         h.addFilter(entry_filter)
+        h.addFilter(bounded)
 
     for name in _ROUTED:
         logger = logging.getLogger(name)

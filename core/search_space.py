@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from core.config import ConfigError
+from core.config import MAX_EPOCHS, ConfigError, _brief, as_number
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "swish", "tanh")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -176,36 +176,109 @@ def validate_space(kind: str, tune: Iterable[str], ranges: Mapping[str, Mapping[
     """Refuse unknown knobs and ranges that cannot be sampled, naming the knob."""
     known = {h.name for h in hyperparameters_for(kind)}
     for name in tune:
-        if name not in HYPERPARAMETERS:
-            raise ConfigError(f"unknown hyperparameter '{name}'; known: {', '.join(sorted(HYPERPARAMETERS))}")
+        if not isinstance(name, str) or name not in HYPERPARAMETERS:
+            raise ConfigError(f"unknown hyperparameter {_brief(name)}; known: {', '.join(sorted(HYPERPARAMETERS))}")
         if name not in known:
             raise ConfigError(f"hyperparameter '{name}' does not apply to {kind} data; choose from {', '.join(sorted(known))}")
-    for name, r in (ranges or {}).items():
-        hp = HYPERPARAMETERS.get(name)
+    if ranges is None:
+        return
+    if not isinstance(ranges, Mapping):
+        raise ConfigError(f"ranges: must map hyperparameter names to ranges (got {_brief(ranges)})")
+    for name, r in ranges.items():
+        hp = HYPERPARAMETERS.get(name) if isinstance(name, str) else None
         if hp is None:
-            raise ConfigError(f"range given for unknown hyperparameter '{name}'")
+            raise ConfigError(f"range given for unknown hyperparameter {_brief(name)}; known: {', '.join(sorted(HYPERPARAMETERS))}")
+        if not isinstance(r, Mapping):
+            raise ConfigError(f"'{name}': a range is low/high or a list of choices (got {_brief(r)})")
         _check_range(hp, r)
 
 
 def _check_range(hp: Hyperparameter, r: Mapping[str, Any]) -> None:
     if hp.kind in ("categorical", "bool"):
+        extra = set(r) - {"choices"}
+        if extra:
+            raise ConfigError(f"'{hp.name}': a choice knob takes only 'choices' (got {_brief(sorted(map(str, extra)))})")
         choices = r.get("choices")
-        if not choices:
-            raise ConfigError(f"'{hp.name}': choose at least one option")
-        allowed = set(hp.range_dict()["choices"])
-        bad = [c for c in choices if c not in allowed]
+        if not isinstance(choices, (list, tuple)) or not choices:
+            raise ConfigError(f"'{hp.name}': choose at least one option from {hp.describe_range()}")
+        allowed = hp.range_dict()["choices"]
+        bad = [c for c in choices if not _is_choice(c, allowed)]
         if bad:
-            raise ConfigError(f"'{hp.name}': {bad} not allowed; options are {sorted(allowed, key=str)}")
+            raise ConfigError(f"'{hp.name}': {_brief(bad)} not allowed; options are {hp.describe_range()}")
         return
+    extra = set(r) - {"low", "high"}
+    if extra:
+        raise ConfigError(f"'{hp.name}': a numeric knob takes 'low' and 'high' (got {_brief(sorted(map(str, extra)))})")
     low, high = r.get("low", hp.low), r.get("high", hp.high)
     if low is None or high is None:
         raise ConfigError(f"'{hp.name}': give both a low and a high value")
+    integer = hp.kind == "int"
+    low = as_number(low, f"'{hp.name}' low", integer=integer)
+    high = as_number(high, f"'{hp.name}' high", integer=integer)
     if low > high:
         raise ConfigError(f"'{hp.name}': low ({low}) is above high ({high})")
     if low < hp.low or high > hp.high:
         raise ConfigError(f"'{hp.name}': range {low}–{high} is outside the allowed {hp.low}–{hp.high}")
     if hp.log and low <= 0:
         raise ConfigError(f"'{hp.name}' is sampled on a log scale: low must be above 0")
+
+
+def _is_choice(value: Any, allowed: Iterable[Any]) -> bool:
+    # True == 1 and 3.0 == 3 in Python: a bool is only a bool's choice, and a number only a number's.
+    return any(value == a and isinstance(value, bool) == isinstance(a, bool)
+               and isinstance(value, str) == isinstance(a, str) for a in allowed)
+
+
+def value_limits(hp: Hyperparameter) -> tuple[float, float]:
+    """The values a knob may take when fixed (not searched): its range, and up to MAX_EPOCHS for epochs."""
+    assert hp.low is not None and hp.high is not None
+    return (hp.low, MAX_EPOCHS) if hp.name == "epochs" else (hp.low, hp.high)
+
+
+def validate_value(hp: Hyperparameter, value: Any, what: str = "params") -> Any:
+    """One hyperparameter value checked against its knob (type, finite, range or choices); returns it normalised.
+
+    Raises:
+        ConfigError: a one-line message naming the knob and what it accepts.
+    """
+    label = f"{what}: '{hp.name}'"
+    if hp.kind in ("categorical", "bool"):
+        if not _is_choice(value, hp.range_dict()["choices"]):
+            raise ConfigError(f"{label} must be one of {hp.describe_range()} (got {_brief(value)})")
+        return value
+    number = as_number(value, label, integer=hp.kind == "int")
+    low, high = value_limits(hp)
+    if number == hp.default:  # a default outside the search range (weight_decay 0 = off) is still valid
+        return number
+    if not low <= number <= high:
+        raise ConfigError(f"{label} must be from {low} to {high} (got {number})")
+    return number
+
+
+def validate_params(params: Mapping[str, Any], kind: str | None = None, *, what: str = "params") -> dict[str, Any]:
+    """Every hyperparameter value from every entry point (form, CLI, spec file, RunPod job) is checked here.
+
+    Args:
+        params: name -> value; knobs not given keep their defaults later.
+        kind: "image" or "text" to refuse knobs of the other kind; None accepts any known knob.
+        what: the setting's name for messages ("params", "fixed", "--param").
+
+    Returns:
+        A copy with numbers normalised (3.0 -> 3 for whole-number knobs).
+
+    Raises:
+        ConfigError: an unknown name, a wrong type, NaN/inf, or a value out of range.
+    """
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{what}: must map hyperparameter names to values (got {_brief(params)})")
+    known = {h.name for h in hyperparameters_for(kind)} if kind is not None else set(HYPERPARAMETERS)
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or name not in known:
+            where = f" for {kind} data" if kind else ""
+            raise ConfigError(f"{what}: unknown hyperparameter {_brief(name)}{where}; known: {', '.join(sorted(known))}")
+        out[name] = validate_value(HYPERPARAMETERS[name], value, what)
+    return out
 
 
 def suggest(

@@ -43,11 +43,20 @@ T_PARAMS = "param_count"
 def resolve_url(url: str | None, settings: Settings | None = None) -> str:
     """A storage URL: ``url``, else ``HPO_STORAGE``, else the SQLite file under runs/ (its folder created)."""
     settings = settings or Settings.from_env()
-    url = url or os.environ.get("HPO_STORAGE") or settings.default_storage
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    elif url.startswith("journal:"):
-        Path(url[len("journal:") :]).parent.mkdir(parents=True, exist_ok=True)
+    chosen = url or os.environ.get("HPO_STORAGE")
+    url = chosen or settings.default_storage
+    if not isinstance(url, str) or "\x00" in url:
+        raise ConfigError("storage: the URL must be text without NUL characters")
+    for prefix in ("sqlite:///", "journal:"):
+        if not url.startswith(prefix):
+            continue
+        folder = Path(url[len(prefix) :]).parent
+        if not chosen:
+            folder.mkdir(parents=True, exist_ok=True)  # HPO_HOME's own runs/ folder
+        elif not folder.is_dir():
+            # a URL the user typed: a typo must not create folders (at the root, as root)
+            raise ConfigError(f"storage: the folder {folder} does not exist; create it first or fix the URL "
+                              f"({redact(url)})")
     return url
 
 

@@ -725,8 +725,10 @@ class StudyRunner:
         except BaseException as exc:  # noqa: BLE001 - anything here ends the study; say so everywhere
             self._error = exc
             log.error("runner of study %s crashed:\n%s", self.config.name, traceback.format_exc())
-            self._safe(self._fail_pending, f"runner crashed: {type(exc).__name__}: {exc}")
-            self._safe(self._set_status, "crashed")
+            reason = f"runner crashed: {type(exc).__name__}: {str(exc)[:300]}"
+            self._safe(self._fail_pending, reason)
+            self._safe(self._fail_own_running, reason)
+            self._safe(self._set_status, "crashed")  # the runner's record says crashed: its heartbeat counts no more
         finally:
             if self._executor is not None and self._own_executor:
                 self._safe(self._executor.shutdown)
@@ -975,14 +977,43 @@ class StudyRunner:
             self._safe(self._study.tell, run.trial, state=TrialState.FAIL)
             del self._pending[number]
 
+    def _fail_own_running(self, reason: str) -> None:
+        """FAIL every trial this runner asked that the storage still shows RUNNING.
+
+        A crash between ``ask`` and ``submit`` (a bad range, an executor that refused the
+        spec) leaves a trial that is not in ``_pending``; without this it would stay
+        RUNNING after the process exits.
+        """
+        from optuna.trial import TrialState
+
+        if self._study is None:
+            return
+        for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            if t.user_attrs.get(S.T_RUNNER) != self.runner_id:
+                continue
+            self._safe(_set_trial_attr, self._study, t, S.T_ERROR, reason)
+            self._safe(_set_trial_attr, self._study, t, T_INTERRUPTED, True)
+            self._safe(self._study.tell, t.number, state=TrialState.FAIL)
+
     def _keep_best_models(self) -> None:
-        """Delete model files outside the best k (running trials' folders are never touched)."""
+        """Delete the models of finished trials outside the best k.
+
+        Only trials the storage says are finished (COMPLETE, PRUNED, FAIL) can lose their
+        model: a trial of any runner that is still RUNNING (or one asked after this list
+        was read) may have saved ``model.keras`` without being told yet, and keeps it.
+        """
         from optuna.trial import TrialState
 
         cfg = self.config
         mode = "health-aware" if cfg.mode == "pareto" else cfg.mode
         scored = []
-        for t in self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        finished: set[int] = set()
+        for t in self._study.get_trials(deepcopy=False):
+            if not t.state.is_finished():
+                continue
+            finished.add(t.number)
+            if t.state != TrialState.COMPLETE:
+                continue
             res = t.user_attrs.get(S.T_RESULT) or {}
             scored.append((float(objective_value(res.get("val_accuracy"), res.get("health_score"), mode,
                                                  cfg.health_weight)), t.number))
@@ -990,7 +1021,7 @@ class StudyRunner:
         keep = {n for _, n in scored[: cfg.keep_best_k]} | set(self._pending)
         if cfg.mode == "pareto":
             keep |= {t.number for t in self._study.best_trials}
-        artifacts.prune_models(artifacts.study_dir(cfg.name, self.settings), keep)
+        artifacts.prune_models(artifacts.study_dir(cfg.name, self.settings), keep, only=finished - keep)
 
     # ------------------------------------------------------------------ storage helpers
 

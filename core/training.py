@@ -65,9 +65,8 @@ def distribution_strategy():
 
 
 def _result_dir(spec: TrialSpec, settings: Settings) -> Path:
-    if spec.artifacts_dir:
-        return Path(spec.artifacts_dir)
-    return settings.study_dir(spec.study) / f"trial-{spec.trial_number:04d}"
+    # one rule for every writer: inside HPO_HOME unless the user chose a folder explicitly
+    return settings.trial_dir(spec)
 
 
 def run_trial(

@@ -20,8 +20,12 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 @pytest.fixture(autouse=True, scope="session")
 def _hpo_home(tmp_path_factory):
-    """Tests never write into the project's runs/, logs/ or datasets/."""
-    home = tmp_path_factory.mktemp("hpo_home")
+    """Tests never write into the project's runs/, logs/ or datasets/.
+
+    The home is the session's temporary root, so every ``tmp_path`` lies inside HPO_HOME:
+    a spec's ``artifacts_dir`` may only point inside HPO_HOME, and tests name theirs under tmp_path.
+    """
+    home = tmp_path_factory.getbasetemp()
     old = os.environ.get("HPO_HOME")
     os.environ["HPO_HOME"] = str(home)
     yield home

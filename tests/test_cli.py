@@ -80,6 +80,22 @@ def test_optimize_list_show_export_and_reproduce(tmp_path):
         (["trial", "--epochs", "0"], "epochs"),
         (["resume", "never-made"], "never-made"),
         (["export", "never-made", "--out", "x"], "never-made"),
+        (["optimize", "--range", "learning_rate=NaN:0.01", "--name", "x"], "finite"),
+        (["optimize", "--range", "filters=a:z", "--name", "x"], "'filters' low: must be a whole number"),
+        (["optimize", "--param", "epochs=100000", "--name", "x"], "epochs"),
+        (["optimize", "--param", "learning_rate=NaN", "--name", "x"], "learning_rate"),
+        (["optimize", "--param", "dense_units=1000000000", "--name", "x"], "dense_units"),
+        (["optimize", "--param", "foo=1", "--name", "x"], "foo"),
+        (["optimize", "--timeout", "nan", "--name", "x"], "timeout_s"),
+        (["optimize", "--name", "../../x"], "name"),
+        (["optimize", "--name", "a\nb"], "name"),
+        (["optimize", "--storage", "sqlite:////nonexistent-dir/x.db", "--name", "x"], "/nonexistent-dir does not exist"),
+        (["trial", "--param", "learning_rate=abc"], "learning_rate"),
+        (["trial", "--param", "epochs=100000"], "epochs"),
+        (["trial", "--param", "epochs=0"], "epochs"),
+        (["trial", "--param", "x=" + "[" * 50_000], "nested too deeply"),
+        (["trial", "--spec", "does-not-exist.json"], "cannot read"),
+        (["optimize", "--trials", "many"], "--trials"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(args, message, tmp_path):
@@ -154,3 +170,33 @@ def test_summary_says_what_pruning_saved(tmp_path):
     make_fake_study(url, "unpruned", n_complete=2, n_pruned=0, n_failed=0, n_running=0, epochs=4, with_models=False,
                     settings=settings)
     assert "pruning saved" not in summary_table("unpruned", url)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [({"health_weight": "abc"}, "health_weight"), ({"health_weight": None}, "health_weight"),
+     ({"params": {"learning_rate": "NaN"}}, "learning_rate"), ({"epochs": 100000}, "epochs"),
+     ({"params": "[" * 100_000}, "nested too deeply"), ({"artifacts_dir": "EVIL"}, "outside HPO_HOME")],
+)
+def test_hostile_spec_file_exits_2_with_one_line_and_writes_nothing(patch, message, tmp_path):
+    home, evil = tmp_path / "home", tmp_path / "evil" / "etc"
+    spec = {"dataset": "digits", "params": {}, "epochs": 1, "max_samples": 100}
+    spec.update({k: (str(evil) if v == "EVIL" else v) for k, v in patch.items() if k != "params" or isinstance(v, dict)})
+    text = json.dumps(spec)
+    if patch.get("params") == "[" * 100_000:
+        text = text.replace('"params": {}', '"params": ' + "[" * 100_000 + "]" * 100_000)
+    (tmp_path / "s.json").write_text(text)
+    proc = _core("trial", "--spec", str(tmp_path / "s.json"), home=home, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert not (tmp_path / "evil").exists()
+
+
+def test_out_option_is_the_one_way_to_write_outside_hpo_home(tmp_path):
+    out = tmp_path / "chosen"
+    proc = _core("trial", "--epochs", "1", "--max-samples", "200", *TINY, "--out", str(out), "--json",
+                 home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "model.keras").is_file() and (out / "result.json").is_file()
+    assert json.loads(proc.stdout)["model_path"] == str(out.resolve() / "model.keras")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -106,5 +107,123 @@ def test_settings_follow_hpo_home(tmp_path, monkeypatch):
     s = Settings.from_env().ensure()
     assert s.runs_dir == tmp_path / "runs" and s.logs_dir.is_dir() and s.datasets_dir.is_dir()
     assert s.default_storage.endswith("runs/studies.db")
-    assert s.study_dir("my study/../x").parent == s.runs_dir
+    assert s.study_dir("my study").parent == s.runs_dir
     assert safe_name("../../etc") == "etc"
+
+
+@pytest.mark.parametrize("names", [("col a", "col-a", "Col-A", "col_a", "col a "), ("study", "study.", "-study-"),
+                                   ("é", "è", "ü", "x")])
+def test_distinct_study_names_never_share_a_folder(tmp_path, names):
+    s = Settings(home=tmp_path)
+    folders = {s.study_dir(n) for n in names}
+    assert len(folders) == len(names)
+    assert all(f.parent == s.runs_dir and f.name.startswith(safe_name(n)[:5]) for f, n in zip(map(s.study_dir, names), names))
+
+
+@pytest.mark.parametrize("name", ["col/a", "../../x", "..", ".", "   .  ", "a\\b", "a\x00b", "line\nbreak", "tab\there",
+                                  "bidi\u202eevil", "", "   "])
+def test_study_names_with_path_parts_or_control_characters_are_refused(name, tmp_path):
+    with pytest.raises(ConfigError, match="name") as info:
+        StudyConfig(name=name).validate()
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError):
+        Settings(home=tmp_path).study_dir(name)
+    with pytest.raises(ConfigError, match="study"):
+        TrialSpec(dataset="digits", params={}, study=name).validate()
+
+
+def test_every_study_folder_comes_from_one_function(tmp_path):
+    from core import artifacts
+    from core.config import study_folder_name
+
+    s = Settings(home=tmp_path)
+    assert artifacts.study_dir("col a", s) == s.runs_dir / study_folder_name("col a")
+    assert artifacts.trial_dir("col a", 3, s) == s.runs_dir / study_folder_name("col a") / "trial-0003"
+    spec = TrialSpec(dataset="digits", params={}, study="col a", trial_number=3)
+    assert s.trial_dir(spec) == artifacts.trial_dir("col a", 3, s)
+
+
+@pytest.mark.parametrize(
+    "patch, word",
+    [({"health_weight": "abc"}, "health_weight"), ({"health_weight": None}, "health_weight"),
+     ({"health_weight": float("nan")}, "health_weight"), ({"epochs": 100_000}, "epochs"), ({"epochs": "5"}, "epochs"),
+     ({"epochs": True}, "epochs"), ({"params": {"learning_rate": float("nan")}}, "learning_rate"),
+     ({"params": {"foo": 1}}, "foo"), ({"params": {"epochs": 100_000}}, "epochs"),
+     ({"params": {"dense_units": 10**9}}, "dense_units"), ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"),
+     ({"dataset": ["digits"]}, "dataset"), ({"study": "a/b"}, "study"), ({"study": 3}, "study"),
+     ({"save_model": "yes"}, "save_model"), ({"artifacts_dir": 5}, "artifacts_dir"),
+     ({"max_samples": float("inf")}, "max_samples"), ({"trial_number": None}, "trial_number")],
+)
+def test_trial_spec_refuses_hostile_values_in_one_line(patch, word):
+    with pytest.raises(ConfigError) as info:
+        TrialSpec.from_dict({"dataset": "digits", "params": {}, **patch})
+    assert word in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "patch, word",
+    [({"health_weight": "abc"}, "health_weight"), ({"health_weight": None}, "health_weight"),
+     ({"timeout_s": float("nan")}, "timeout_s"), ({"timeout_s": "soon"}, "timeout_s"),
+     ({"n_trials": 2.5}, "n_trials"), ({"epochs": 1000}, "epochs"), ({"fixed": {"epochs": 100_000}}, "epochs"),
+     ({"fixed": {"learning_rate": float("nan")}}, "learning_rate"), ({"fixed": {"foo": 1}}, "foo"),
+     ({"fixed": {"dense_units": 10**9}}, "dense_units"), ({"fixed": [1]}, "fixed"),
+     ({"ranges": {"learning_rate": {"low": float("nan"), "high": 0.01}}}, "learning_rate"),
+     ({"ranges": {"filters": {"low": "a", "high": "z"}}}, "filters"), ({"ranges": "x"}, "ranges"),
+     ({"tune": "filters"}, "tune"), ({"workers": True}, "workers"), ({"seed": "0"}, "seed"),
+     ({"dataset": {"a": 1}}, "dataset"), ({"storage": 5}, "storage"), ({"name": "x\ny"}, "name")],
+)
+def test_study_config_refuses_hostile_values_in_one_line(patch, word):
+    with pytest.raises(ConfigError) as info:
+        StudyConfig(**{"name": "ok", **patch}).validate()
+    assert word in str(info.value) and "\n" not in str(info.value)
+
+
+def test_deeply_nested_json_is_a_config_error():
+    deep = "[" * 100_000 + "]" * 100_000
+    for reader in (TrialSpec.from_json, StudyConfig.from_json):
+        with pytest.raises(ConfigError, match="nested too deeply"):
+            reader('{"dataset": "digits", "params": ' + deep + "}")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        TrialSpec.from_json("{oops")
+
+
+def test_artifacts_dir_stays_under_hpo_home(tmp_path):
+    home = Settings(home=tmp_path / "home")
+    inside = TrialSpec(dataset="digits", params={}, artifacts_dir=str(tmp_path / "home" / "runs" / "x"))
+    assert home.trial_dir(inside) == tmp_path / "home" / "runs" / "x"
+    for evil in (str(tmp_path / "evil" / "etc"), "/etc", str(tmp_path / "home" / ".." / "evil")):
+        with pytest.raises(ConfigError, match="outside HPO_HOME.*--out"):
+            home.trial_dir(TrialSpec(dataset="digits", params={}, artifacts_dir=evil))
+    chosen = home.with_output(tmp_path / "chosen")
+    assert chosen.trial_dir(TrialSpec(dataset="digits", params={}, artifacts_dir=str(tmp_path / "chosen" / "t"))) \
+        == tmp_path / "chosen" / "t"
+
+
+def test_a_private_scratch_folder_is_allowed_for_workers(tmp_path):
+    """A RunPod worker trains into a tempfile.mkdtemp folder: private, empty, ours; a named folder is not that."""
+    import os
+    import tempfile
+
+    home = Settings(home=tmp_path)
+    with tempfile.TemporaryDirectory(prefix="hpo-job-") as scratch:
+        assert home.trial_dir(TrialSpec(dataset="digits", params={}, artifacts_dir=scratch)) == Path(scratch).resolve()
+        os.chmod(scratch, 0o755)
+        with pytest.raises(ConfigError):
+            home.trial_dir(TrialSpec(dataset="digits", params={}, artifacts_dir=scratch))
+
+
+def test_a_storage_folder_that_does_not_exist_is_refused_not_created(tmp_path, monkeypatch):
+    from core import storage as S
+
+    missing = tmp_path / "nope" / "deeper"
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    with pytest.raises(ConfigError, match=f"folder {missing} does not exist"):
+        S.resolve_url(f"sqlite:///{missing}/x.db", Settings(home=tmp_path))
+    monkeypatch.setenv("HPO_STORAGE", f"journal:{missing}/j.log")
+    with pytest.raises(ConfigError, match="does not exist"):
+        S.resolve_url(None, Settings(home=tmp_path))
+    assert not (tmp_path / "nope").exists()
+    monkeypatch.delenv("HPO_STORAGE")
+    home = Settings(home=tmp_path / "home")
+    assert S.resolve_url(None, home) == home.default_storage and home.runs_dir.is_dir()  # its own runs/ is made
+    assert S.resolve_url(f"sqlite:///{tmp_path}/x.db", home) == f"sqlite:///{tmp_path}/x.db"

@@ -636,3 +636,21 @@ def test_real_fashion_mnist_from_debian_package(no_keras):
     assert d.info.num_classes == 10 and set(np.unique(d.y_train)) == set(range(10))
     assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0 and d.x_train.mean() > 0.1
     assert not no_keras
+
+
+@pytest.mark.parametrize("dtype", ["|u1", "<f8"])
+def test_npz_whose_header_declares_a_giant_array_is_named_corrupt(data_dir, dtype):
+    """A header declaring 10^7 x 10^7 values made numpy try to allocate them: "out of memory", not "corrupt"."""
+    import io
+    import zipfile
+
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": dtype, "fortran_order": False, "shape": (10**7, 10**7)})
+    member.write(b"\0" * 64)
+    path = data_dir / "cifar10.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{key}.npy", member.getvalue())
+    with pytest.raises(DatasetUnavailable) as err:
+        load_dataset("cifar10")
+    assert str(path) in str(err.value) and "corrupt" in str(err.value) and "memory" not in str(err.value)

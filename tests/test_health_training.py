@@ -80,16 +80,27 @@ def test_should_stop_ends_the_trial_early(tmp_path, digits, clear_keras):
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "relu"])
-def test_exploding_learning_rate_fails_with_a_nan_reason(tmp_path, digits, clear_keras, activation):
+def test_exploding_training_fails_with_a_nan_reason(tmp_path, digits, clear_keras, activation):
+    import dataclasses
+
     from core.training import run_trial
 
-    # leaky_relu keeps a gradient everywhere, so sgd at 1e6 overflows to NaN within a few batches;
-    # with relu the loss stays finite but astronomically large (~1e14): diverged all the same.
-    params = {**TINY, "optimizer": "sgd", "learning_rate": 1e6, "activation": activation}
-    result = run_trial(_spec(tmp_path, params=params, epochs=3), dataset=digits)
+    # A learning rate of 1e6 is refused before training now (search-space validation); the
+    # largest allowed one on inputs scaled by 1e6 explodes the same way: leaky_relu overflows to
+    # NaN within a few batches, relu leaves a finite but astronomical loss: diverged all the same.
+    huge = dataclasses.replace(digits, **{k: getattr(digits, k) * 1e6 for k in ("x_train", "x_val", "x_test")})
+    params = {**TINY, "optimizer": "sgd", "learning_rate": 0.03, "activation": activation}
+    result = run_trial(_spec(tmp_path, params=params, epochs=3), dataset=huge)
     assert result.status == "failed"
     assert "NaN" in result.error and "learning rate" in result.error
     assert result.health["training_stability"] == 0.0
+
+
+def test_out_of_range_learning_rate_is_refused_before_training(tmp_path, digits, clear_keras):
+    from core.training import run_trial
+
+    result = run_trial(_spec(tmp_path, params={**TINY, "learning_rate": 1e6}, epochs=3), dataset=digits)
+    assert result.status == "failed" and "learning_rate" in result.error and result.epochs_run == 0
 
 
 def test_invalid_params_fail_without_raising(tmp_path, digits, clear_keras):

@@ -214,18 +214,20 @@ def test_default_pruner_first_judges_at_epoch_two(epochs, first_rung):
     assert not verdicts[0][0]  # the first trial is never pruned at its first epoch
 
 
-def test_nan_trial_fails_and_the_study_goes_on(ex, url, settings):
+def test_out_of_range_trial_fails_and_the_study_goes_on(ex, url, settings):
+    """A learning rate of 1e6 once trained a whole epoch to NaN; now the worker refuses the spec before any data loads."""
     fixed = {**TINY, "optimizer": "sgd", "activation": "leaky_relu"}
     cfg = _config("nan", url, n_trials=3, fixed=fixed)
     study = create_study(cfg, settings=settings)
     with pytest.warns(UserWarning, match="out of range"):
-        study.enqueue_trial({"learning_rate": 1e6})  # outside the search range on purpose: sgd overflows
+        study.enqueue_trial({"learning_rate": 1e6})  # outside the search range on purpose
         runner = StudyRunner.resume("nan", url, executor=ex, settings=settings).start()
         assert runner.join(240)
     states = _states("nan", url)
     assert states[0] == "FAIL" and [states[1], states[2]] == ["COMPLETE", "COMPLETE"]
     failed = _trials("nan", url)[0]
-    assert "NaN" in failed.user_attrs[S.T_ERROR]
+    assert "learning_rate" in failed.user_attrs[S.T_ERROR] and "0.03" in failed.user_attrs[S.T_ERROR]
+    assert not failed.user_attrs.get(S.T_RESULT, {}).get("epochs_run")  # refused, not trained
     assert (settings.study_dir("nan") / "trial-0000" / "result.json").exists()
     assert runner.status == "finished"
 
@@ -477,3 +479,56 @@ def test_joined_runner_time_budget_runs_from_the_owners_start(url, settings, own
     finally:
         worker.stop()
         worker.join(10)
+
+
+class _SubmitFails(FakeExecutor):
+    """Refuses the second trial it is given: the runner dies between ask and submit."""
+
+    def submit(self, spec):
+        if spec.trial_number >= 1:
+            raise RuntimeError("executor refused the spec")
+        super().submit(spec)
+
+
+def test_runner_crash_between_ask_and_submit_leaves_nothing_running(url, settings):
+    runner = StudyRunner(_config("crash-ask", url, n_trials=3), executor=_SubmitFails(capacity=2, epoch_s=0.05),
+                         settings=settings).start()
+    assert runner.join(30)
+    assert runner.status == "crashed" and "refused the spec" in str(runner.error)
+    states = _states("crash-ask", url)
+    assert "RUNNING" not in states.values() and states[1] == "FAIL", states
+    asked = _trials("crash-ask", url)[1]
+    assert "runner crashed" in asked.user_attrs[S.T_ERROR] and asked.user_attrs[T_INTERRUPTED]
+    study = _study("crash-ask", url)
+    assert study.user_attrs[S.ATTR_WORKER_PREFIX + runner.runner_id]["status"] == "crashed"
+    assert not runner_alive(study)
+
+
+def test_keep_best_never_deletes_another_runners_unfinished_model(url, settings):
+    """Another runner's trial has saved model.keras but is not told yet: keep-best must leave it."""
+    from core import artifacts
+
+    cfg = _config("keep-race", url, n_trials=4, keep_best_k=1)
+    study = create_study(cfg, settings=settings)
+    other = "elsewhere:4242:abcdef"
+    foreign = study.ask()
+    foreign.set_user_attr(S.T_RUNNER, other)
+    study.set_user_attr(S.ATTR_WORKER_PREFIX + other, {"host": "elsewhere", "pid": 4242, "beat": time.time(),
+                                                       "status": "running"})
+    model = artifacts.trial_dir("keep-race", foreign.number, settings) / "model.keras"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"a trained model")
+    finished_model = artifacts.trial_dir("keep-race", 99, settings) / "model.keras"  # no trial 99 in the storage
+    finished_model.parent.mkdir(parents=True)
+    finished_model.write_bytes(b"not ours to judge")
+    ours = [artifacts.trial_dir("keep-race", n, settings) / "model.keras" for n in (1, 2, 3)]
+    for path in ours:  # the runner's own trials (FakeExecutor saves no models)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"model")
+
+    runner = StudyRunner.attach("keep-race", url, executor=FakeExecutor(capacity=1), settings=settings).start()
+    assert runner.join(30) and runner.error is None, runner.error
+    states = _states("keep-race", url)
+    assert states[foreign.number] == "RUNNING" and list(states.values()).count("COMPLETE") == 3
+    assert model.is_file() and finished_model.is_file()
+    assert sum(p.is_file() for p in ours) == 1  # finished trials outside the best 1 still lose their models

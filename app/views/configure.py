@@ -123,7 +123,7 @@ def render_dataset(info: DatasetInfo) -> None:
         return
     got = _preview(info.name, PREVIEW_N, str(state.settings().datasets_dir))
     if isinstance(got, str):
-        st.warning(got)
+        st.warning(C.plain(got))
         return
     samples, labels = got
     names = [info.class_names[i] if i < len(info.class_names) else str(i) for i in labels]
@@ -132,7 +132,7 @@ def render_dataset(info: DatasetInfo) -> None:
     else:
         for text, label in zip(samples[:4], names[:4]):
             body = text if isinstance(text, str) else " ".join(str(int(t)) for t in np.asarray(text) if int(t) != 0)
-            st.markdown(f":blue-badge[{label}] {body[:240]}{'…' if len(body) > 240 else ''}")
+            st.markdown(f":blue-badge[{C.plain(label)}] {C.plain(body, 241)}")
 
 
 # --------------------------------------------------------------------------- search space
@@ -300,15 +300,15 @@ def start_study(config: StudyConfig) -> None:
             demo.check_limits(config)
         state.start(config)
     except ConfigError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(C.plain(exc), icon=":material/error:")
         return
     except Exception as exc:  # noqa: BLE001 - the runner could not start; say so, keep the form
         log.exception("starting study %s failed", config.name)
-        st.error(f"Could not start the study: {type(exc).__name__}: {exc}", icon=":material/error:")
+        st.error(f"Could not start the study: {type(exc).__name__}: {C.plain(exc, 500)}", icon=":material/error:")
         return
     st.session_state.pop("cfg_name", None)  # a fresh name for the next study
     C.go_to(PAGE_TRIALS)
-    st.success(f"Started {config.name}.")  # shown when the view runs without the router
+    st.success(f"Started {C.plain(config.name)}.")  # shown when the view runs without the router
 
 
 # --------------------------------------------------------------------------- studies in the storage
@@ -329,14 +329,14 @@ def render_studies(was_running: bool) -> None:
         with st.container(border=True, key=f"study-{i}-{safe_name(s.name)}"):
             status = "running" if is_live else s.status
             color = "blue" if is_live else {"finished": "green", "crashed": "red", "cancelled": "orange"}.get(status, "gray")
-            desc = f" · {s.config.dataset} · {s.config.mode}" if s.config else ""
+            desc = f" · {C.plain(s.config.dataset)} · {C.plain(s.config.mode)}" if s.config else ""
             counts = " · ".join(f"{n} {C.STATE_LABEL.get(k, k.lower())}" for k, n in sorted(s.counts.items()))
-            st.markdown(f"**{s.name}** :{color}-badge[{status}]{desc}  \n{counts or 'no trials yet'}")
+            st.markdown(f"**{C.plain(s.name)}** :{color}-badge[{C.plain(status)}]{desc}  \n{counts or 'no trials yet'}")
             if s.note:
-                st.caption(s.note)
+                st.caption(C.plain(s.note))
             err = state.runner_error(s.name)
             if err:
-                st.error(f"The runner stopped with an error: {err}")
+                st.error(f"The runner stopped with an error: {C.plain(err, 500)}")
             cols = st.columns(4)
             if cols[0].button("Open", key=f"open-study-{i}", icon=":material/grid_view:", width="stretch"):
                 state.select_study(s.name)
@@ -347,17 +347,17 @@ def render_studies(was_running: bool) -> None:
                 try:
                     state.resume(s.name)
                 except ConfigError as exc:
-                    st.error(str(exc))
+                    st.error(C.plain(exc))
                 else:
                     C.go_to(PAGE_TRIALS)
             if cols[2].button("Stop", key=f"stop-{i}", icon=":material/stop_circle:", width="stretch",
                               disabled=not is_live, help="Running trials finish; no new ones start (on every machine of the study)."):
                 state.stop(s.name)
-                st.toast(f"Stopping {s.name}")
+                st.toast(f"Stopping {C.plain(s.name)}")
             if cols[3].button("Cancel", key=f"cancel-{i}", icon=":material/cancel:", width="stretch",
                               disabled=not is_live, help="Running trials are abandoned now (on every machine of the study)."):
                 state.cancel(s.name)
-                st.toast(f"Cancelling {s.name}")
+                st.toast(f"Cancelling {C.plain(s.name)}")
 
 
 def main() -> None:

@@ -44,9 +44,9 @@ def render_gallery(name: str, was_running: bool) -> None:
 
     C.render_summary(records, config, best, summary.created if summary else None, running)
     if state.runner_error(name):
-        st.error(f"The study stopped with an error: {state.runner_error(name)}")
+        st.error(f"The study stopped with an error: {C.plain(state.runner_error(name), 500)}")
     if summary and summary.note:
-        st.info(summary.note)
+        st.info(C.plain(summary.note))
     C.render_runners(summary, records)
     C.render_study_downloads(name, records, config, best, key="gallery")
 
@@ -97,8 +97,8 @@ def main() -> None:
     running = state.is_running(name, summary)
     cfg = summary.config
     if cfg is not None:
-        st.caption(f"{cfg.dataset} · {cfg.mode} · optimising {C.objective_name(cfg)} · {cfg.sampler} sampler · "
-                   f"{cfg.pruner} pruner · {cfg.epochs} epochs per trial")
+        st.caption(f"{C.plain(cfg.dataset)} · {C.plain(cfg.mode)} · optimising {C.objective_name(cfg)} · "
+                   f"{C.plain(cfg.sampler)} sampler · {C.plain(cfg.pruner)} pruner · {C.plain(cfg.epochs)} epochs per trial")
     C.render_runner_controls(name, running, key="gallery")
     if running:
         st.caption(f":blue-badge[live] refreshing every {C.LIVE_INTERVAL_S:.0f} s while the study runs")

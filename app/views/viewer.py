@@ -306,7 +306,7 @@ def render_export_cell(fmt: str, key: tuple, make: Callable[[], ExportJob]) -> N
         st.progress(job.progress, text=text)
         return
     if job.error:
-        st.error(f"{label} failed: {job.error[-300:]}", icon=":material/error:")
+        st.error(f"{label} failed: {C.plain(job.error[-300:])}", icon=":material/error:")
         if st.button(f"Try {label} again", key=f"retry-{fmt}", width="stretch"):
             jobs.drop(key)
             make()
@@ -465,9 +465,9 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
             st.iframe(html, height=SCENE_HEIGHT)
         render_legend(color_by, _any_unknown(arch, color_by))
         st.caption("Drag to rotate · scroll to zoom · shift+drag to pan"
-                   + (f" · highlighted: **{arch.layer(highlight).name}**" if highlight else ""))
+                   + (f" · highlighted: **{C.plain(arch.layer(highlight).name)}**" if highlight else ""))
     with right:
-        st.markdown(f"**Layers** · {arch.architecture_type} · {len(arch.layers)} drawn · "
+        st.markdown(f"**Layers** · {C.plain(arch.architecture_type)} · {len(arch.layers)} drawn · "
                     f"{arch.total_parameters:,} parameters")
         render_layers(arch, key=table_key)
         st.caption("Select a row to outline that layer in the scene; select it again to clear.")
@@ -543,7 +543,7 @@ def main() -> None:
     best = C.best_of(records, summary.config)
     done = [r for r in records if r.state == "COMPLETE" and r.result is not None]
     if not done:
-        st.info(f"Study **{name}** has no complete trial yet. A trial's network is drawn here once it completes"
+        st.info(f"Study **{C.plain(name)}** has no complete trial yet. A trial's network is drawn here once it completes"
                 + (": this page updates by itself while the study runs." if running else "."),
                 icon=":material/view_in_ar:")
         C.nav_link(PAGE_TRIALS, "Watch the trials", ":material/grid_view:")
