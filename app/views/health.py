@@ -102,7 +102,7 @@ def render_study(records: list[TrialRecord], name: str, config: StudyConfig | No
             method, imps = C.param_importances(state.storage_url(), name, n_complete,
                                                config.mode if config else "simple")
         except Exception as exc:  # noqa: BLE001 - e.g. every trial used the same value of each param
-            st.info(f"Importance could not be measured yet: {exc}")
+            st.info(f"Importance could not be measured yet: {C.plain(exc)}")
         else:
             if imps:
                 st.plotly_chart(C.make_importance_figure(imps), key="importance")

@@ -68,15 +68,15 @@ def render_hyperparameter(hp: Hyperparameter, records: list[TrialRecord], study:
             st.caption("Run a study to see this hyperparameter's effect on your own models.")
         elif hp.name not in tuned:
             fixed = (config.fixed or {}).get(hp.name, hp.default) if config else hp.default
-            st.caption(f"Not tuned in **{study}** (fixed at {C.fmt_value(fixed)}). Tick it in Configure to see its effect.")
+            st.caption(f"Not tuned in **{C.plain(study)}** (fixed at {C.fmt_value(fixed)}). Tick it in Configure to see its effect.")
             C.nav_link(PAGE_CONFIGURE, "Configure a study that tunes it", ":material/tune:")
         else:
             fig = C.make_param_effect_figure(records, hp.name)
             if fig is None:
-                st.caption(f"**{study}** needs two complete trials to show this.")
+                st.caption(f"**{C.plain(study)}** needs two complete trials to show this.")
             else:
                 st.plotly_chart(fig, key=f"learn-fig-{hp.name}")
-                st.caption(f"Each point is a trial of **{study}**; colour is its health score.")
+                st.caption(f"Each point is a trial of **{C.plain(study)}**; colour is its health score.")
 
 
 def render_metric(key: str, records: list[TrialRecord], study: str | None, best: TrialRecord | None) -> None:
@@ -91,18 +91,18 @@ def render_metric(key: str, records: list[TrialRecord], study: str | None, best:
             return
         fig = C.make_metric_effect_figure(records, key, best)
         if fig is None:
-            st.caption(f"**{study}** needs two complete trials to show this.")
+            st.caption(f"**{C.plain(study)}** needs two complete trials to show this.")
             return
         st.plotly_chart(fig, key=f"learn-metric-fig-{key}")
         if best is not None and best.result:
-            st.caption(f"Best trial #{best.number} of **{study}**: {C.fmt_score((best.result.health or {}).get(key))}. "
+            st.caption(f"Best trial #{best.number} of **{C.plain(study)}**: {C.fmt_score((best.result.health or {}).get(key))}. "
                        "Points to the right are healthier; up is more accurate.")
         C.nav_link(PAGE_HEALTH, "Open the health dashboard", ":material/monitor_heart:")
 
 
 def render_search(records: list[TrialRecord], study: str | None, config: StudyConfig | None) -> None:
     """How the search itself works: modes, samplers, pruning, with the selected study's own figures."""
-    chosen = f" **{study}** uses" if study and config else None
+    chosen = f" **{C.plain(study)}** uses" if study and config else None
     with st.expander("Modes: what the search optimises", key="learn-search-modes"):
         for mode, text in MODE_HELP.items():
             st.markdown(f"- **{mode}**: {text}")
@@ -133,10 +133,10 @@ def render_search(records: list[TrialRecord], study: str | None, config: StudyCo
         trained, unpruned = epochs_spent(records)
         pruned = sum(r.state == "PRUNED" for r in records)
         if pruned and unpruned:
-            st.caption(f"In **{study}**: {pruned} trial{'s' if pruned != 1 else ''} pruned; {trained} epochs "
+            st.caption(f"In **{C.plain(study)}**: {pruned} trial{'s' if pruned != 1 else ''} pruned; {trained} epochs "
                        f"trained of {unpruned} ({100 * (unpruned - trained) / unpruned:.0f} % saved).")
         elif config is not None:
-            st.caption(f"No trial of **{study}** was pruned (pruner: {config.pruner}, {config.epochs} epochs per trial).")
+            st.caption(f"No trial of **{C.plain(study)}** was pruned (pruner: {config.pruner}, {config.epochs} epochs per trial).")
         fig = C.make_intermediate_figure(records)
         if fig is not None:
             st.plotly_chart(fig, key="learn-search-pruning-fig")
@@ -177,14 +177,14 @@ def main() -> None:
     tab_hp, tab_health, tab_search = st.tabs(["Hyperparameters", "Health metrics", "Search and pruning"])
     with tab_hp:
         if study and tuned:
-            st.caption(f"Tuned in **{study}**: " + ", ".join(sorted(tuned)))
+            st.caption(f"Tuned in **{C.plain(study)}**: " + ", ".join(sorted(tuned)))
         for group in ("architecture", "regularisation", "optimisation"):
             st.subheader(GROUP_TITLES[group])
             for hp in HYPERPARAMETERS.values():
                 if hp.group == group and (kind is None or hp.applies(kind)):
                     render_hyperparameter(hp, records, study, config, tuned)
         if kind is not None:
-            st.caption(f"Showing the hyperparameters of {kind} models, the kind **{study}** trains.")
+            st.caption(f"Showing the hyperparameters of {kind} models, the kind **{C.plain(study)}** trains.")
     with tab_health:
         st.markdown(
             f"The **health score** combines six metrics, each from 0 (unhealthy) to 1 (healthy). {COMPOSITE_HELP} "
