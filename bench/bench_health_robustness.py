@@ -18,7 +18,7 @@ contrast).  Two questions:
    Pareto mode names its best trial): the two picks' test and shifted accuracy.  (Picks
    from one pool of trials: a health-aware study would also have *sampled* differently.)
 
-Usage: ``python bench/bench_health_robustness.py [--trials 30] [--seeds 3] [--write]``.
+Usage: ``python bench/bench_health_robustness.py [--trials 30] [--seeds 2] [--analyse-only] [--write]``.
 Writes ``core/evidence/health_robustness.json`` (the Learn screen quotes it) and, with
 ``--write``, a section of bench/README.md.
 """
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 STUDIES = {  # data set -> (epochs, max_samples)
     "digits": (8, None),
-    "fashion_mnist": (4, 2000),
+    "fashion_mnist": (3, 1500),
 }
 TUNE = "conv_blocks,filters,dense_units,dense_layers,dropout,activation,learning_rate,batch_size,batch_norm,optimizer"
 HEALTH_WEIGHT = 0.3
@@ -50,6 +50,10 @@ PAIR_WINDOW = 0.01
 
 
 def run_study(name: str, dataset: str, epochs: int, max_samples: int | None, trials: int, seed: int, storage: str) -> None:
+    if _exists(storage, name):  # interrupted earlier: resume it to its budget
+        subprocess.run([sys.executable, "-m", "core", "resume", name, "--storage", storage, "--trials", str(trials),
+                        "--no-progress"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        return
     cmd = [sys.executable, "-m", "core", "optimize", "--dataset", dataset, "--trials", str(trials), "--epochs",
            str(epochs), "--workers", "2", "--name", name, "--storage", storage, "--pruner", "none", "--seed", str(seed),
            "--tune", TUNE, "--no-progress", "--keep-best", "1"]
@@ -182,7 +186,7 @@ def render(results: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=30)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--datasets", nargs="+", default=list(STUDIES))
     ap.add_argument("--analyse-only", action="store_true")
     ap.add_argument("--write", action="store_true")

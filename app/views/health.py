@@ -1,7 +1,7 @@
 """Health dashboard: why a model is (un)healthy, beyond its accuracy.
 
 * This trial (the best by default): the six metrics with what each means, a plain-language
-  diagnosis, dead units and gradient norms per layer, training vs validation curves with the
+  diagnosis, dead units and weight-update rates per layer, training vs validation curves with the
   overfitting gap marked, and the trial's files.
 * Whole study: hyperparameter importance, accuracy vs health (Pareto front in pareto mode),
   parallel coordinates, and every trial's reported values (pruned ones visible).
@@ -74,7 +74,7 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
         if grad_fig is not None:
             st.plotly_chart(grad_fig, key="grad-norms")
         else:
-            st.caption("No gradient norms for this trial.")
+            st.caption("No weight-update figures for this trial (trained before they were measured).")
 
     st.subheader("Training vs validation")
     if res.history:

@@ -4,7 +4,7 @@
   "Follow the best trial" switches the view when a running study finds a better one (a small
   fragment re-reads the storage every ``LIVE_INTERVAL_S`` seconds, only while the study runs).
 * Colour the layers by the model's performance, each layer's health, its dead units or its
-  gradient norm; a legend says what the colours mean.
+  gradient health; a legend says what the colours mean.
 * A layer table beside the scene: selecting a row outlines that layer in the scene.
 * Exports: architecture JSON, the ``.keras`` model, a PNG, GIF and MP4 orbits (captioned
   with the trial's metrics) and a standalone interactive HTML page.  Pictures and videos are
