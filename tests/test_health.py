@@ -23,7 +23,9 @@ def test_relu_units_that_never_fire_are_dead():
     assert not H.dead_units(_stats(acts), "relu").any()
     acts[..., :6] = 0.0
     assert H.dead_units(_stats(acts), "relu").sum() == 6
-    assert H.neuron_utilization({"conv_1": 0.6, "dense_1": 0.0}, {"conv_1": 10, "dense_1": 10}) == pytest.approx(0.7)
+    # per layer, geometric: 40 % live in one layer and all live in the other gives sqrt(0.4), not 0.7
+    assert H.neuron_utilization({"conv_1": 0.6, "dense_1": 0.0}, {"conv_1": 10, "dense_1": 1000}) == pytest.approx(0.4 ** 0.5)
+    assert H.neuron_utilization({"conv_1": 1.0, "dense_1": 0.0}, {"conv_1": 10, "dense_1": 10}) == pytest.approx(0.1)
 
 
 def test_leaky_relu_unit_that_is_never_positive_is_not_dead():
@@ -198,7 +200,7 @@ def test_measure_gives_every_metric_and_per_layer_figures():
     report = H.measure(stats)
     assert set(report.metrics) == set(H.METRICS)
     assert all(0.0 <= v <= 1.0 for v in report.metrics.values())
-    assert report.metrics["neuron_utilization"] == pytest.approx(0.75)
+    assert report.metrics["neuron_utilization"] == pytest.approx(0.75)  # one layer, 4 of 16 units dead
     assert 0 < report.score <= 1
     dense = next(row for row in report.layers if row["name"] == "dense_1")
     assert dense["dead_fraction"] == 0.25 and dense["gradient_score"] == 1.0
