@@ -223,6 +223,52 @@ def test_wrong_key_fails_fast_and_never_shows_the_key(tmp_path, all_logs):
     assert KEY not in "\n".join(all_logs) + res.to_json() + json.dumps(ex.describe())
 
 
+def test_an_endpoint_that_echoes_the_key_never_gets_it_stored_or_shown(tmp_path, hpo_home, all_logs):
+    """A careless endpoint (or proxy) repeats our Authorization header in its error bodies and job
+    errors: the key must reach neither the log, the storage, result.json, the exports nor the note."""
+    import optuna
+
+    from core import storage as S
+    from core.artifacts import export_study
+    from core.executors.runpod import redact
+    from core.executors.select import build_executor
+    from core.study import StudyRunner
+
+    config = StudyConfig(name="rp-echo", dataset="digits", n_trials=4, epochs=2, pruner="none",
+                         executor="runpod", workers=2, runpod_endpoint="unused", seed=1)
+    with FakeRunPod(fake_body(0.1, model_bytes=64), workers=2, api_key=KEY, echo_auth=True,
+                    faults=Faults(fail_trials={2})) as fake:
+        fake.inject("400", route="run")  # the first /run is refused with the request dumped in the body
+        ex = make_executor(fake, workers=2)
+        assert StudyRunner(config, executor=ex).run() == "finished"
+        ex.shutdown()
+        fake.inject("400", route="health")  # the start-up check sees the echo too: the note must not carry it
+        cfg = StudyConfig(name="rp-echo-note", executor="runpod", workers=1, runpod_endpoint=fake.base_url)
+        local, note = build_executor(cfg, api_key=KEY)
+        local.shutdown(wait=0)
+    assert fake.counts["fault:400"] == 2
+
+    study = optuna.load_study(study_name="rp-echo", storage=S.resolve_url(None))
+    errors = {t.number: t.user_attrs[S.T_RESULT].get("error") for t in study.get_trials()}
+    echoed = [e for e in errors.values() if e and "Authorization" in e]
+    assert len(echoed) == 2, errors  # the refused /run and the crashed job both quoted the header...
+    assert all("[redacted]" in e for e in echoed)  # ...and the key was cut out of each
+    assert "HTTP 400" in note and "[redacted]" in note
+
+    stored = json.dumps([{**t.user_attrs, "params": t.params} for t in study.get_trials()]) + json.dumps(study.user_attrs)
+    files = [p.read_text(errors="replace") for p in hpo_home.rglob("*") if p.is_file() and p.suffix in (".json", ".log")]
+    exported = export_study("rp-echo", tmp_path / "export")
+    files += [exported[k].read_text() for k in ("csv", "json")]
+    everything = "\n".join(all_logs) + stored + "\n".join(files) + note
+    assert KEY not in everything
+    assert KEY[:12] not in everything  # not even the part a 200-character excerpt would have kept
+
+    # the patterns alone, for text that never carried our key (a worker's message, a proxy's page)
+    assert redact('{"Authorization": "Bearer abc.DEF-123_456"}') == '{"Authorization": "Bearer [redacted]"}'
+    assert redact("key rpa_0123456789ABCDEF leaked") == "key [redacted] leaked"
+    assert redact(f"raw {KEY}", KEY) == "raw [redacted]"
+
+
 def test_endpoint_vanishing_mid_job_fails_the_trial_after_lost_after_s(tmp_path):
     fake = FakeRunPod(fake_body(30.0), workers=1, api_key=KEY).start()
     ex = make_executor(fake, lost_after_s=0.5, retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02))

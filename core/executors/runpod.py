@@ -40,6 +40,7 @@ import logging
 import os
 import queue
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -181,6 +182,10 @@ class RunPodClient:
     @property
     def has_key(self) -> bool:
         return bool(self.__key)
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's key (and any bearer token or RunPod key) replaced: see :func:`redact`."""
+        return redact(text, self.__key)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -356,9 +361,38 @@ def _json(resp: requests.Response) -> Any:
         return None
 
 
+#: What a credential looks like in text we did not write: a bearer token, a RunPod key (rpa_...).
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20|\\?[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{6,}")
+_RUNPOD_KEY = re.compile(r"\brpa_[A-Za-z0-9_-]{6,}")
+REDACTED = "[redacted]"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every secret, bearer token and RunPod key replaced by ``[redacted]``.
+
+    Applied to whatever comes back from an endpoint before it is logged, stored or shown:
+    a proxy or a misbehaving endpoint may echo our ``Authorization`` header in an error body.
+    """
+    if not text:
+        return text
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _RUNPOD_KEY.sub(REDACTED, text)
+
+
+def _sent_key(resp: requests.Response) -> str | None:
+    """The key a response's request carried (its ``Authorization`` header, without "Bearer ")."""
+    request = getattr(resp, "request", None)
+    auth = (request.headers.get("Authorization") if request is not None else None) or ""
+    return auth.split(None, 1)[-1] if auth else None
+
+
 def _brief(resp: requests.Response) -> str:
-    """A short excerpt of an error body for messages (servers do not echo our headers)."""
-    text = (resp.text or "").strip().replace("\n", " ")
+    """A short excerpt of an error body for messages, with our key redacted *before* it is cut
+    (an endpoint or proxy may echo the Authorization header; a cut key would escape a match)."""
+    text = redact((resp.text or "").strip().replace("\n", " "), _sent_key(resp))
     return f": {text[:200]}" if text else ""
 
 
@@ -384,13 +418,13 @@ def failure_reason(error: Any) -> str:
         try:
             error = json.loads(error)
         except ValueError:
-            return error.strip()[:500]
+            return redact(error.strip())[:500]
     if isinstance(error, dict):
         msg = error.get("error_message") or error.get("message") or error.get("error")
         kind = str(error.get("error_type", "")).replace("<class '", "").replace("'>", "")
         if msg:
-            return f"{kind}: {msg}"[:500] if kind else str(msg)[:500]
-    return str(error)[:500]
+            return redact(f"{kind}: {msg}" if kind else str(msg))[:500]
+    return redact(str(error))[:500]
 
 
 # --------------------------------------------------------------------------- executor
@@ -502,7 +536,7 @@ class RunPodExecutor(Executor):
         try:
             body = self.client.health(timeout=timeout)
         except RunPodError as exc:
-            return False, str(exc)
+            return False, self.client.redact(str(exc))
         self._last_health = body
         if body.get("local_sdk_server"):
             return True, "local RunPod development server"
@@ -804,6 +838,9 @@ class RunPodExecutor(Executor):
         result.trial_number = job.trial
         result.executor = result.executor if result.executor and result.executor != "local" else "runpod"
         result.model_path = result.result_path = None
+        # Whatever the endpoint sent is stored and shown: no credential may ride along in it.
+        result.error = self.client.redact(result.error) if result.error else result.error
+        result.host = self.client.redact(result.host) if result.host else result.host
         self._emit_remaining_epochs(job, result)
         if result.status != "complete":
             if job.stop.is_set() and result.status == "stopped" and not result.history and job.history:
@@ -837,6 +874,7 @@ class RunPodExecutor(Executor):
         return self._settings.study_dir(spec.study) / f"trial-{spec.trial_number:04d}"
 
     def _failed(self, job: _Job, error: str) -> TrialResult:
+        error = self.client.redact(error)
         log.warning("trial %d failed on RunPod: %s", job.trial, error)
         return failed_result(job.spec, error, executor=self.name, host=_safe_url(self.client.base_url))
 
