@@ -269,20 +269,79 @@ def test_an_endpoint_that_echoes_the_key_never_gets_it_stored_or_shown(tmp_path,
     assert redact(f"raw {KEY}", KEY) == "raw [redacted]"
 
 
-def test_endpoint_vanishing_mid_job_fails_the_trial_after_lost_after_s(tmp_path):
+def test_endpoint_vanishing_mid_job_fails_the_trial_fast(tmp_path):
+    """Without a fallback, an endpoint that stops answering fails its trials in seconds (three
+    unanswered requests and a failed /health), not after ``lost_after_s`` (5 minutes)."""
     fake = FakeRunPod(fake_body(30.0), workers=1, api_key=KEY).start()
-    ex = make_executor(fake, lost_after_s=0.5, retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02))
+    ex = make_executor(fake, retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02))
+    assert ex.lost_after_s == 300
     ex.submit(spec(0, tmp_path, epochs=30))
     deadline = time.monotonic() + 5
     while not fake.jobs_for_trial(0) and time.monotonic() < deadline:
         time.sleep(0.05)
     fake.stop()  # the API goes away: connections are refused from now on
+    t0 = time.monotonic()
     got = []
-    deadline = time.monotonic() + 10
-    while not got and time.monotonic() < deadline:
+    while not got and time.monotonic() - t0 < 10:
         got = [e for e in ex.events(0.1) if isinstance(e, DoneEvent)]
+    took = time.monotonic() - t0
     ex.shutdown()
-    assert got and got[0].result.status == "failed" and "lost contact" in got[0].result.error
+    assert got and got[0].result.status == "failed", got
+    assert "stopped answering mid-study" in got[0].result.error and "/health" in got[0].result.error
+    assert ex.outage == got[0].result.error and took < 5, took
+
+
+@pytest.mark.slow
+def test_endpoint_down_mid_study_moves_the_trials_to_local_workers(hpo_home, clear_keras):
+    """RunPod goes away with two trials in flight: the runner's executor notices in seconds,
+    retrains them (and the rest of the study) on local workers, and the study records why."""
+    import optuna
+
+    from core import storage as S
+    from core.study import StudyRunner
+
+    tiny = {"conv_blocks": 1, "filters": 8, "dense_units": 32, "batch_size": 32, "batch_norm": False,
+            "dropout": 0.1, "learning_rate": 0.003}
+    config = StudyConfig(name="rp-down", dataset="digits", n_trials=3, epochs=2, max_samples=300, pruner="none",
+                         executor="runpod", workers=2, fixed={k: v for k, v in tiny.items() if k != "dropout"},
+                         tune=["dropout"], ranges={"dropout": {"low": 0.0, "high": 0.2}}, seed=4)
+    fake = FakeRunPod(fake_body(8.0), workers=2, api_key=KEY).start()
+    config.runpod_endpoint = fake.base_url
+    runner = StudyRunner(config, api_key=KEY)  # the executor is the runner's own: build_executor, default retries
+    runner.start()
+    try:
+        def first_epochs() -> dict[int, float]:  # epoch 1 of each trial, as the runner recorded it
+            trials = optuna.load_study(study_name="rp-down", storage=S.resolve_url(None)).get_trials()
+            return {t.number: t.intermediate_values[1] for t in trials if 1 in t.intermediate_values}
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(first_epochs()) < 2:
+            time.sleep(0.2)
+        first = first_epochs()
+        assert sorted(first) == [0, 1], fake.status_counts()  # both trials are mid-way on RunPod
+        fake.stop()
+        down_at = time.time()
+        assert runner.join(240), "the study did not finish after the endpoint went down"
+    finally:
+        runner.cancel()
+        runner.join(30)
+        fake.stop()
+    assert runner.status == "finished", runner.error
+
+    study = optuna.load_study(study_name="rp-down", storage=S.resolve_url(None))
+    fallback = study.user_attrs[S.ATTR_FALLBACK]
+    assert fallback["from"] == "runpod" and fallback["to"] == "local" and fallback["moved"] == [0, 1]
+    assert fallback["at"] - down_at < 15, fallback["at"] - down_at  # seconds, not lost_after_s (300 s)
+    note = study.user_attrs[S.ATTR_NOTE]
+    assert note == fallback["message"] and "stopped answering mid-study" in note and "trials 0, 1 moved" in note
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    for t in trials:
+        assert t.user_attrs[S.T_RESULT]["executor"] == "local" and t.user_attrs[S.T_EXECUTOR] == "local"
+        assert sorted(t.intermediate_values) == [1, 2]  # epoch 1 of a moved trial is not reported twice
+        assert t.user_attrs[S.T_RESULT]["val_accuracy"] is not None
+    # the moved trials' first epoch stays RunPod's report; the second is the local worker's
+    assert {n: trials[n].intermediate_values[1] for n in (0, 1)} == first
 
 
 def test_model_too_large_keeps_the_metrics(tmp_path):
@@ -332,7 +391,7 @@ def _closed_port() -> int:
 
 def test_build_executor_falls_back_to_local_with_a_note(monkeypatch, all_logs):
     from core.executors.local import LocalExecutor
-    from core.executors.select import build_executor
+    from core.executors.select import FallbackExecutor, build_executor
 
     monkeypatch.delenv("RUNPOD_ENDPOINT_ID", raising=False)
     monkeypatch.setenv("RUNPOD_API_KEY", KEY)
@@ -357,7 +416,8 @@ def test_build_executor_falls_back_to_local_with_a_note(monkeypatch, all_logs):
     with FakeRunPod(fake_body(0.1), workers=1, api_key=KEY) as fake:
         cfg.runpod_endpoint = fake.base_url
         ex, note = build_executor(cfg)
-        assert note is None and isinstance(ex, RunPodExecutor) and ex.capacity == 2
+        assert note is None and isinstance(ex, FallbackExecutor) and isinstance(ex.primary, RunPodExecutor)
+        assert ex.capacity == 2 and ex.name == "runpod" and ex.notice is None
         ex.shutdown()
 
     cfg.executor = "local"

@@ -242,8 +242,9 @@ def test_study_through_the_sdk_local_server(sdk_server, hpo_home, clear_keras):
                          executor="runpod", workers=2, runpod_endpoint=url,
                          fixed={k: v for k, v in TINY.items() if k != "dropout"}, tune=["dropout"],
                          ranges={"dropout": {"low": 0.0, "high": 0.2}}, seed=3)
-    executor, note = build_executor(config)
-    assert note is None and isinstance(executor, RunPodExecutor)
+    wrapped, note = build_executor(config)
+    assert note is None and isinstance(wrapped.primary, RunPodExecutor)
+    executor = wrapped.primary
     try:
         status = StudyRunner(config, executor=executor).run()
         assert status == "finished"
