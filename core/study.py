@@ -813,7 +813,7 @@ class StudyRunner:
     def _follow_notice(self) -> None:
         """Record what the executor says changed mid-study (RunPod down, trials moved to this
         machine) where every screen reads it: the study's note, and ``ATTR_FALLBACK`` in full."""
-        notice = self._executor.notice if self._executor is not None else None
+        notice = getattr(self._executor, "notice", None)  # duck-typed executors (test fakes) may lack it
         if notice is None or notice is self._notice_seen:
             return
         self._notice_seen = notice
