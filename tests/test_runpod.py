@@ -291,6 +291,47 @@ def test_endpoint_vanishing_mid_job_fails_the_trial_fast(tmp_path):
     assert ex.outage == got[0].result.error and took < 5, took
 
 
+def test_fallback_queues_moved_trials_and_reports_each_epoch_once(tmp_path):
+    """Three trials in flight, one local slot: two wait in the backlog; a waiting trial can be
+    stopped; epochs RunPod reported are not reported again; each trial ends exactly once."""
+    from core.executors.select import FallbackExecutor
+    from tests.fakes import FakeExecutor
+
+    fake = FakeRunPod(fake_body(3.0), workers=3, api_key=KEY).start()
+    local = FakeExecutor(capacity=1, epoch_s=0.02)
+    ex = FallbackExecutor(make_executor(fake, workers=3), lambda: local)
+    specs = [spec(n, tmp_path, epochs=3) for n in range(3)]
+    for s in specs:
+        ex.submit(s)
+    epochs: dict[int, list[int]] = {}
+    deadline = time.monotonic() + 10
+    while len(epochs) < 3 and time.monotonic() < deadline:
+        for e in ex.events(0.05):
+            epochs.setdefault(e.trial_number, []).append(e.epoch)
+    assert epochs == {0: [1], 1: [1], 2: [1]} and ex.name == "runpod"
+    fake.stop()
+    done: dict[int, list] = {}
+    deadline = time.monotonic() + 15
+    while ex.notice is None and time.monotonic() < deadline:
+        for e in ex.events(0.05):
+            assert isinstance(e, EpochEvent), e  # nothing ends before the move
+            epochs[e.trial_number].append(e.epoch)
+    assert ex.notice is not None and ex.notice["moved"] == [0, 1, 2] and ex.name == "fake"
+    assert ex.running == {0, 1, 2} and ex.free_slots == 0  # one runs locally, two wait
+    ex.stop_trial(2)  # waiting in the backlog: it ends at once
+    while len(done) < 3 and time.monotonic() < deadline:
+        for e in ex.events(0.05):
+            if isinstance(e, DoneEvent):
+                done.setdefault(e.trial_number, []).append(e.result)
+            else:
+                epochs[e.trial_number].append(e.epoch)
+    ex.shutdown()
+    assert {n: [r.status for r in v] for n, v in done.items()} == {0: ["complete"], 1: ["complete"], 2: ["stopped"]}
+    assert done[2][0].epochs_run == epochs[2][-1]
+    assert epochs[0] == [1, 2, 3] and epochs[1] == [1, 2, 3]  # epoch 1 from RunPod, 2 and 3 from the local worker
+    assert ex.running == set() and local.shut
+
+
 @pytest.mark.slow
 def test_endpoint_down_mid_study_moves_the_trials_to_local_workers(hpo_home, clear_keras):
     """RunPod goes away with two trials in flight: the runner's executor notices in seconds,
