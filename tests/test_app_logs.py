@@ -1,5 +1,6 @@
-"""Studies started from the app log to ``logs/hpo.log`` like the CLI: trial failures, RunPod
-HTTP errors and fallback, crash tracebacks.
+"""Studies started from the app log to ``logs/hpo.log`` like the CLI (trial failures, RunPod
+HTTP errors and fallback, crash tracebacks), and what the runner records about a RunPod
+fallback is what the Trials screen shows.
 
 The app's process is played by a fresh Python process that imports ``app.state`` and starts
 studies through it (the functions the Configure screen calls), so the logging setup under test
@@ -68,3 +69,29 @@ def test_studies_started_from_the_app_write_to_hpo_log(tmp_path):
     assert "runner of study app-crash crashed" in log and "Traceback (most recent call last)" in log
     assert "RuntimeError: boom in suggest" in log
     assert KEY not in log
+
+
+def test_the_trials_screen_shows_a_mid_study_fallback(tmp_path, monkeypatch):
+    """What the runner records when RunPod goes down mid-study is what the Trials screen says."""
+    import optuna
+    from streamlit.testing.v1 import AppTest
+
+    from core import storage as S
+    from core.config import Settings
+    from tests.fakes import make_fake_study
+
+    settings = Settings(home=tmp_path)
+    url = S.resolve_url(None, settings)
+    make_fake_study(url, "fell-back", n_complete=2, n_pruned=0, n_failed=0, settings=settings, status="finished")
+    message = ("RunPod endpoint abc123 stopped answering mid-study (5 attempts in a row got no answer): "
+               "the study goes on with 2 local workers from 14:02:11 (trials 0, 1 moved to this machine)")
+    study = optuna.load_study(study_name="fell-back", storage=url)
+    study.set_user_attr(S.ATTR_NOTE, message)  # as StudyRunner._follow_notice writes them
+    study.set_user_attr(S.ATTR_FALLBACK, {"message": message, "from": "runpod", "to": "local", "moved": [0, 1]})
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    at.switch_page("app/views/trials.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert message in [i.value for i in at.info]
