@@ -728,6 +728,7 @@ class StudyRunner:
             self._safe(self._fail_pending, f"runner crashed: {type(exc).__name__}: {exc}")
             self._safe(self._set_status, "crashed")
         finally:
+            self._safe(self._follow_notice)  # a fallback in the loop's last moments is recorded too
             if self._executor is not None and self._own_executor:
                 self._safe(self._executor.shutdown)
             with _ACTIVE_LOCK:
