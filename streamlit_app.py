@@ -14,6 +14,7 @@ from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_LEARN, PAGE_TRIALS, PAGE_VIEWE
 ROOT = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="HPO Studio", page_icon=":material/tune:", layout="wide")
+state.setup_logs()  # one log for the app, the CLI and the workers: logs/hpo.log
 state.apply_secret_flags()
 state.ensure_demo()  # hosted demo: the example study exists from the first page view
 

@@ -253,6 +253,19 @@ def any_running(summaries: list[R.StudySummary] | None = None, url: str | None =
     return bool(running_studies(summaries, url))
 
 
+def setup_logs() -> None:
+    """Send this process's logs (runners, executors, Optuna) to ``logs/hpo.log``, as the CLI does.
+
+    The same ``core.logs.setup_logging`` every entry point calls, stamped "app"; idempotent,
+    so calling it on every rerun and before every start costs nothing after the first time.
+    Without it a study started here logs to the server's console only (trial failures,
+    RunPod fallback, crash tracebacks).
+    """
+    from core.logs import setup_logging
+
+    setup_logging("app")
+
+
 def check_new_study(config: StudyConfig, url: str | None = None) -> StudyConfig:
     """Refuse a config before any work starts: its own validation, then a name already taken.
 
@@ -277,6 +290,7 @@ def start(config: StudyConfig) -> Any:
     Raises:
         ConfigError: bad settings or a duplicate name; nothing has started.
     """
+    setup_logs()
     url = config.storage or storage_url()
     check_new_study(config, url)
     if config.storage is None:
@@ -296,6 +310,7 @@ def start(config: StudyConfig) -> Any:
 
 def resume(name: str, url: str | None = None) -> Any:
     """Resume a stopped or interrupted study from the storage (its stored config, its trials so far)."""
+    setup_logs()
     url = url or storage_url()
     reg = _registry()
     with reg.lock:
@@ -427,4 +442,5 @@ def _demo_example() -> bool:
 def ensure_demo() -> None:
     """In demo mode, make sure the example study exists (started once per server process)."""
     if demo_module().demo_enabled():
+        setup_logs()
         _demo_example()

@@ -22,6 +22,7 @@ ATTR_CONFIG = "config"  # StudyConfig.to_dict()
 ATTR_STATUS = "status"  # "running" | "stopping" | "stopped" | "finished" | "cancelled" | "crashed"
 ATTR_HEARTBEAT = "runner_heartbeat"  # unix time the runner last said it is alive
 ATTR_NOTE = "note"  # a message for the user (e.g. "RunPod unreachable: running locally")
+ATTR_FALLBACK = "executor_fallback"  # {"at", "from", "to", "reason", "moved": [trial numbers]}: RunPod went down mid-study
 ATTR_CREATED = "created"  # unix time
 ATTR_CONTROL = "control"  # {"action": "stop" | "cancel", "at", "by"}: asks every runner of the study (owner and joined) to stop
 ATTR_WORKER_PREFIX = "worker:"  # "worker:<runner id>" -> {"host", "pid", "beat", "workers", "status", "joined"}, one per runner

@@ -477,6 +477,7 @@ class StudyRunner:
         self._last_control = 0.0
         self._broadcast = ""  # the stop/cancel this owner has written to the storage for its fellows
         self._global_count: tuple[float, int] = (0.0, 0)  # (when, trials counted in the storage)
+        self._notice_seen: dict[str, Any] | None = None  # the executor notice already recorded
         self.counts = RunCounts()
 
     # ------------------------------------------------------------------ construction helpers
@@ -730,6 +731,7 @@ class StudyRunner:
             self._safe(self._fail_own_running, reason)
             self._safe(self._set_status, "crashed")  # the runner's record says crashed: its heartbeat counts no more
         finally:
+            self._safe(self._follow_notice)  # a fallback in the loop's last moments is recorded too
             if self._executor is not None and self._own_executor:
                 self._safe(self._executor.shutdown)
             with _ACTIVE_LOCK:
@@ -757,6 +759,7 @@ class StudyRunner:
         while True:
             self._beat()
             self._follow_control()
+            self._follow_notice()
             if self._cancel.is_set():
                 self._cancel_running()
                 self._set_status("cancelled")
@@ -810,6 +813,18 @@ class StudyRunner:
             log.warning("study %s: stop requested by %s", self.config.name, control.get("by"))
             self._broadcast = self._broadcast or "stop"
             self._stop.set()
+
+    def _follow_notice(self) -> None:
+        """Record what the executor says changed mid-study (RunPod down, trials moved to this
+        machine) where every screen reads it: the study's note, and ``ATTR_FALLBACK`` in full."""
+        notice = getattr(self._executor, "notice", None)  # duck-typed executors (test fakes) may lack it
+        if notice is None or notice is self._notice_seen:
+            return
+        self._notice_seen = notice
+        message = str(notice.get("message", ""))
+        log.warning("study %s: %s", self.config.name, message)
+        self._safe(self._study.set_user_attr, S.ATTR_NOTE, message)
+        self._safe(self._study.set_user_attr, S.ATTR_FALLBACK, dict(notice))
 
     def _budget_left(self, fresh: bool = False) -> bool:
         """Time and trials left.  Trials are counted in the storage (every runner's), at most

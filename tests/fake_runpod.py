@@ -12,6 +12,9 @@ It speaks the queue-based API the real one does, under ``/v2/<endpoint_id>``:
 * ``GET /health`` -> ``{"jobs": {completed, failed, inProgress, inQueue, retried},
   "workers": {idle, initializing, ready, running, throttled, unhealthy}}``.
 * ``Authorization: Bearer <key>`` (or the bare key) is required when ``api_key`` is set: 401 otherwise.
+* ``echo_auth=True`` plays a careless endpoint or proxy: every error answer (and every FAILED
+  job's error) repeats the request's ``Authorization`` header, as some do when they dump the
+  request they refused.
 
 A job's body is a callable ``body(job_input, progress, should_stop) -> output``:
 :func:`fake_body` sleeps a fixed time per epoch and returns a plausible TrialResult
@@ -175,12 +178,15 @@ class FakeRunPod:
         api_key: str | None = "test-key",
         endpoint_id: str = "fake-endpoint",
         faults: Faults | None = None,
+        echo_auth: bool = False,
     ) -> None:
         self.body = body or fake_body()
         self.n_workers = workers
         self.api_key = api_key
         self.endpoint_id = endpoint_id
         self.faults = faults or Faults()
+        self.echo_auth = echo_auth
+        self.last_auth = ""  # the Authorization header of the last request (what an echo repeats)
         self._rng = random.Random(self.faults.seed)
         self._script: deque[tuple[str, str | None]] = deque()
         self.jobs: dict[str, FakeJob] = {}
@@ -251,7 +257,8 @@ class FakeRunPod:
     # ------------------------------------------------------------------ test helpers
 
     def inject(self, kind: str, count: int = 1, route: str | None = None) -> None:
-        """Script the next ``count`` matching requests: "429", "500", "503", "drop", "drop_after_run" (route run)."""
+        """Script the next ``count`` matching requests: "400", "404", "429", "500", "503", "drop",
+        "drop_after_run" (route run)."""
         with self._lock:
             for _ in range(count):
                 self._script.append((kind, route))
@@ -291,6 +298,8 @@ class FakeRunPod:
                 self._busy.discard(job_id)
                 if job.status == "CANCELLED":
                     continue
+                if self.echo_auth and isinstance(output, dict) and output.get("error"):
+                    output = {"error": f"{output['error']} (request had Authorization: {self.last_auth})"}
                 if job.trial in self.faults.redeliver_trials and job.deliveries == 1:
                     # The worker "vanished": RunPod puts the job back in the queue; its progress starts over.
                     job.status, job.output = "IN_QUEUE", None
@@ -301,7 +310,8 @@ class FakeRunPod:
                 if isinstance(output, dict) and output.get("error"):
                     job.status, job.error, job.output = "FAILED", str(output["error"]), None
                 elif job.trial in self.faults.fail_trials:
-                    job.status, job.error, job.output = "FAILED", "simulated worker crash", None
+                    echo = f" (request had Authorization: {self.last_auth})" if self.echo_auth else ""
+                    job.status, job.error, job.output = "FAILED", f"simulated worker crash{echo}", None
                 else:
                     job.status, job.output = "COMPLETED", output
 
@@ -333,6 +343,16 @@ class FakeRunPod:
 
     def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any, dict[str, str]] | None:
         """One request -> (status, JSON, headers), or None to drop the connection."""
+        self.last_auth = headers.get("Authorization", "")
+        answer = self._handle(method, path, headers, body)
+        if self.echo_auth and answer is not None and answer[0] >= 400:
+            code, payload, extra = answer
+            payload = dict(payload, request={"method": method, "path": path,
+                                             "headers": {"Authorization": self.last_auth}})
+            return code, payload, extra
+        return answer
+
+    def _handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any, dict[str, str]] | None:
         prefix = f"/v2/{self.endpoint_id}"
         if not path.startswith(prefix + "/"):
             return 404, {"error": "endpoint not found"}, {}
@@ -349,7 +369,7 @@ class FakeRunPod:
             self.counts[f"fault:{fault}"] += 1
         if fault == "drop":
             return None
-        if fault in ("429", "500", "502", "503"):
+        if fault in ("400", "404", "429", "500", "502", "503"):
             extra = {"Retry-After": "0"} if fault == "429" else {}
             return int(fault), {"error": f"simulated {fault}"}, extra
 

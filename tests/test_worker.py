@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -28,6 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # averages need more steps than a tiny run has, and would make accuracy look like chance).
 TINY = {"conv_blocks": 1, "filters": 8, "dense_units": 32, "batch_size": 32, "batch_norm": False,
         "dropout": 0.1, "learning_rate": 0.003}
+
+
+@pytest.fixture(autouse=True)
+def _worker_pool_cleanup():
+    """The handler's process pool and SIGTERM hook live in this process once a test used them: undo both."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    worker.shutdown_pool(grace=1.0)
+    signal.signal(signal.SIGTERM, before)
 
 
 def tiny_spec(**kw) -> TrialSpec:
@@ -192,13 +204,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def sdk_server(tmp_path):
-    """``python core/worker.py --rp_serve_api`` as RunPod's docs run it, with two concurrent jobs."""
+@contextlib.contextmanager
+def serve_sdk(tmp_path: Path, concurrency: int = 2, **env_extra: str):
+    """``python core/worker.py --rp_serve_api`` as RunPod's docs run it; yields (url, log path, process)."""
     port = _free_port()
     log_path = tmp_path / "sdk-server.log"
-    env = dict(os.environ, HPO_WORKER_CONCURRENCY="2", HPO_HOME=str(tmp_path / "worker-home"),
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", UVICORN_LOG_LEVEL="warning")
+    env = dict(os.environ, HPO_WORKER_CONCURRENCY=str(concurrency), HPO_HOME=str(tmp_path / "worker-home"),
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", UVICORN_LOG_LEVEL="warning", **env_extra)
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "core/worker.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", str(port)],
@@ -218,14 +230,22 @@ def sdk_server(tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail(f"SDK server did not start: {log_path.read_text()[-3000:]}")
             time.sleep(0.3)
-        yield url, log_path
+        yield url, log_path, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@pytest.fixture
+def sdk_server(tmp_path):
+    """The SDK's local server with two concurrent jobs."""
+    with serve_sdk(tmp_path, concurrency=2) as (url, log_path, _proc):
+        yield url, log_path
 
 
 @pytest.mark.slow
@@ -242,8 +262,9 @@ def test_study_through_the_sdk_local_server(sdk_server, hpo_home, clear_keras):
                          executor="runpod", workers=2, runpod_endpoint=url,
                          fixed={k: v for k, v in TINY.items() if k != "dropout"}, tune=["dropout"],
                          ranges={"dropout": {"low": 0.0, "high": 0.2}}, seed=3)
-    executor, note = build_executor(config)
-    assert note is None and isinstance(executor, RunPodExecutor)
+    wrapped, note = build_executor(config)
+    assert note is None and isinstance(wrapped.primary, RunPodExecutor)
+    executor = wrapped.primary
     try:
         status = StudyRunner(config, executor=executor).run()
         assert status == "finished"
@@ -278,3 +299,162 @@ def test_study_through_the_sdk_local_server(sdk_server, hpo_home, clear_keras):
         assert abs(local.test_accuracy - remote.test_accuracy) * 100 < 0.5, (local.test_accuracy, remote.test_accuracy)
     finally:
         executor.shutdown()
+
+
+# --------------------------------------------------------------------------- one job per process, caps, SIGTERM
+
+
+def test_job_limits_refuse_too_many_epochs_before_any_data_loads(monkeypatch):
+    def never(*args):
+        pytest.fail("a refused job must not train")
+
+    spec = tiny_spec(epochs=50).to_dict()
+    out = worker.run_job({"spec": spec, "limits": {"max_epochs": 10}}, train=never)
+    assert out == {"error": "invalid job input: epochs: 50 is over this job's cap of 10"}
+    monkeypatch.setenv("HPO_WORKER_MAX_EPOCHS", "20")
+    out = worker.run_job({"spec": dict(spec, epochs=10**9)}, train=never)  # no client cap: the worker's own
+    assert out["error"] == "invalid job input: epochs: 1000000000 is over this job's cap of 20"
+    out = worker.run_job({"spec": spec, "limits": {"max_epochs": 100}}, train=never)  # a client cannot raise it
+    assert "cap of 20" in out["error"]
+    for bad in ({"max_seconds": -1}, {"max_seconds": float("nan")}, {"max_seconds": True}, {"max_epochs": "9"},
+                {"colour": 1}, "fast"):
+        out = worker.run_job({"spec": dict(spec, epochs=2), "limits": bad}, train=never)
+        assert set(out) == {"error"} and out["error"].startswith("invalid job input: "), (bad, out)
+    monkeypatch.setenv("HPO_WORKER_MAX_SECONDS", "30")
+    assert worker.job_limits({"limits": {"max_seconds": 600}}, tiny_spec()).max_seconds == 30
+
+
+def test_the_client_sends_its_caps_with_each_job(tmp_path):
+    from core.executors.runpod import RunPodExecutor
+
+    ex = RunPodExecutor("http://127.0.0.1:9/v2/x", workers=1, job_time_limit_s=900)
+    assert ex.job_input(tiny_spec(epochs=7))["limits"] == {"max_epochs": 7, "max_seconds": 900.0}
+    study = StudyConfig(name="caps", executor="runpod", runpod_endpoint="abc", timeout_s=120)
+    assert RunPodExecutor.from_config(study).job_time_limit_s == 180  # never past the study's own budget
+
+
+def test_job_time_limit_stops_training_and_says_so(clear_keras):
+    spec = tiny_spec(epochs=400, trial_number=5)
+    t0 = time.monotonic()
+    out = worker.run_job({"spec": spec.to_dict(), "limits": {"max_seconds": 4}})
+    took = time.monotonic() - t0
+    res = out["result"]
+    assert res["status"] == "stopped" and res["epochs_run"] < 400 and out["model"] is None
+    assert res["error"].startswith("stopped at the job's time limit of 4 s after ")
+    assert took < 20, took  # a few batches past the limit, not 400 epochs
+
+
+def _wait_for(path: Path, text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    content = ""
+    while time.monotonic() < deadline:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        time.sleep(0.2)
+    pytest.fail(f"{text!r} not in {path.name} after {timeout} s: {content[-2000:]}")
+
+
+@pytest.mark.slow
+def test_concurrent_jobs_give_the_result_each_gives_alone(tmp_path, hpo_home):
+    """Three copies of one seeded spec at once in one worker (three processes) give exactly
+    the result the spec gives alone; in threads of one process they gave three different ones."""
+    from core.executors.base import DoneEvent
+    from core.executors.runpod import RunPodExecutor
+
+    def run(ex: RunPodExecutor, numbers: list[int]) -> dict[int, TrialResult]:
+        for n in numbers:
+            ex.submit(tiny_spec(epochs=3, trial_number=n, study="parity", artifacts_dir=str(hpo_home / f"t{n}")))
+        got: dict[int, TrialResult] = {}
+        deadline = time.monotonic() + 300
+        while len(got) < len(numbers) and time.monotonic() < deadline:
+            got.update({e.trial_number: e.result for e in ex.events(0.5) if isinstance(e, DoneEvent)})
+        return got
+
+    with serve_sdk(tmp_path, concurrency=3) as (url, log_path, _proc):
+        ex = RunPodExecutor(url, workers=3, poll_interval=0.2)
+        try:
+            alone = run(ex, [0])[0]
+            for slot in range(3):  # every process of the pool has TensorFlow loaded: the next three start together
+                _wait_for(tmp_path / "worker-home" / "logs" / "hpo.log", f"worker {slot} ready", 120)
+            together = run(ex, [1, 2, 3])
+        finally:
+            ex.shutdown()
+        log = log_path.read_text().splitlines()
+
+    assert alone.status == "complete", alone.error
+    assert sorted(together) == [1, 2, 3]
+    for n, res in together.items():
+        assert res.status == "complete", res.error
+        got = (res.val_accuracy, res.val_loss, res.test_accuracy, res.history["loss"])
+        assert got == (alone.val_accuracy, alone.val_loss, alone.test_accuracy, alone.history["loss"]), n
+    # They trained at the same time: after the lone job, all three reached epoch 1 before any finished.
+    after = log[max(i for i, ln in enumerate(log) if "finished: trial 0" in ln) + 1:]
+    first_done = next(i for i, ln in enumerate(after) if "finished: trial" in ln)
+    assert sum(": epoch 1/3" in ln for ln in after[:first_done]) == 3, after
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_job_ends_the_worker_in_seconds_and_cleans_up(tmp_path):
+    """``docker stop`` / RunPod scaling down: the worker stops the job it trains, removes the
+    job's temporary folder and exits within seconds; its training process goes with it."""
+    import signal
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with serve_sdk(tmp_path, concurrency=1, TMPDIR=str(scratch)) as (url, log_path, proc):
+        spec = tiny_spec(epochs=400, trial_number=8)
+        job = requests.post(url + "/run", json={"input": {"spec": spec.to_dict()}}, timeout=10).json()
+        answer: dict = {}
+
+        def train_it() -> None:  # the local server trains the job inside this request
+            try:
+                answer["body"] = requests.post(f"{url}/status/{job['id']}", timeout=300).json()
+            except (requests.RequestException, ValueError) as exc:
+                answer["error"] = exc
+
+        thread = threading.Thread(target=train_it, daemon=True)
+        thread.start()
+        _wait_for(log_path, f"job {job['id']}: epoch 2/400", 180)
+        folders = list(scratch.glob("hpo-job-*"))
+        trainers = _children(proc.pid)
+        assert len(folders) == 1 and trainers, (folders, trainers)
+
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        took = time.monotonic() - t0
+        thread.join(10)
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in trainers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = log_path.read_text()
+
+    assert took < 8, f"the worker took {took:.1f} s to exit"
+    assert proc.returncode == 128 + signal.SIGTERM, log[-2000:]
+    assert not list(scratch.glob("hpo-job-*")), "the job's temporary folder was left behind"
+    assert not [p for p in trainers if _alive(p)], "a training process outlived the worker"
+    assert "SIGTERM: stopping the jobs in training" in log
+    result = (answer.get("body") or {}).get("output", {}).get("result", {})
+    assert result.get("status") == "stopped" and 2 <= result.get("epochs_run", 0) < 400, answer
+    assert "shut down (SIGTERM)" in result.get("error", ""), result

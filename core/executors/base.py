@@ -148,6 +148,15 @@ class Executor(abc.ABC):
 
     # ------------------------------------------------------------------ UI
 
+    @property
+    def notice(self) -> dict[str, Any] | None:
+        """Something the user must be told that changed while the study ran, or None.
+
+        ``{"message": str, ...details}``; the runner records it in the study (the note every
+        screen shows) when it changes.  E.g. ``FallbackExecutor`` once RunPod went down.
+        """
+        return None
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able description for the UI: name, capacity, running trials, per-slot state."""
         return {"name": self.name, "capacity": self.capacity, "running": sorted(self.running)}

@@ -202,7 +202,8 @@ class LocalExecutor(Executor):
         threads_per_worker: TensorFlow intra/inter-op threads per worker; default
             ``max(1, cores // workers)`` so workers do not fight over cores.
         gpus: GPU ids to hand out round-robin (worker i gets ``gpus[i % len(gpus)]``);
-            default: detected.  ``[]`` forces CPU.
+            default: detected.  ``[]`` hands out none: workers inherit this process's
+            ``CUDA_VISIBLE_DEVICES`` (all its GPUs, or none where it hides them).
         settings: paths (the worker's ``HPO_HOME``); default ``Settings.from_env()``.
         start_method: multiprocessing start method; "spawn" because a forked TensorFlow
             (or a forked Streamlit server) is not safe.

@@ -40,6 +40,7 @@ import logging
 import os
 import queue
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hpo.executors.runpod")
 
 DEFAULT_API = "https://api.runpod.ai/v2"
+#: Longest one job may train unless the study says less (its timeout): the worker stops it there.
+DEFAULT_JOB_TIME_LIMIT_S = 6 * 3600.0
 IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT = (
     "IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT",
 )
@@ -174,6 +177,10 @@ class RunPodClient:
         self._tls = threading.local()
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "errors": 0}
+        #: attempts in a row (any thread's) that got no answer at all; any HTTP answer resets it
+        self.failures_in_a_row = 0
+        #: time.monotonic() of the last answer from the endpoint (any HTTP status but 429/5xx)
+        self.last_answer = time.monotonic()
 
     def __repr__(self) -> str:
         return f"RunPodClient({_safe_url(self.base_url)!r}, key={'set' if self.__key else 'none'})"
@@ -181,6 +188,10 @@ class RunPodClient:
     @property
     def has_key(self) -> bool:
         return bool(self.__key)
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's key (and any bearer token or RunPod key) replaced: see :func:`redact`."""
+        return redact(text, self.__key)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -246,9 +257,13 @@ class RunPodClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # The message names host and path only; the key lives in a header, never in a URL.
                 last = f"{type(exc).__name__} on {method} {path}"
+                with self._lock:
+                    self.failures_in_a_row += 1
                 log.debug("RunPod %s %s: %s (attempt %d/%d)", method, path, type(exc).__name__, attempt + 1, tries)
             else:
                 code = resp.status_code
+                if code not in RETRYABLE_HTTP:
+                    self._answered()
                 if code < 400 or code == 405:
                     return resp
                 if code in (401, 403):
@@ -269,6 +284,11 @@ class RunPodClient:
                 time.sleep(self.retry.delay(attempt, retry_after))
         self._count("errors")
         raise RunPodError(f"{last} (gave up after {tries} tries)")
+
+    def _answered(self) -> None:
+        with self._lock:
+            self.failures_in_a_row = 0
+            self.last_answer = time.monotonic()
 
     # ------------------------------------------------------------------ operations
 
@@ -356,9 +376,38 @@ def _json(resp: requests.Response) -> Any:
         return None
 
 
+#: What a credential looks like in text we did not write: a bearer token, a RunPod key (rpa_...).
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20|\\?[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{6,}")
+_RUNPOD_KEY = re.compile(r"\brpa_[A-Za-z0-9_-]{6,}")
+REDACTED = "[redacted]"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every secret, bearer token and RunPod key replaced by ``[redacted]``.
+
+    Applied to whatever comes back from an endpoint before it is logged, stored or shown:
+    a proxy or a misbehaving endpoint may echo our ``Authorization`` header in an error body.
+    """
+    if not text:
+        return text
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    return _RUNPOD_KEY.sub(REDACTED, text)
+
+
+def _sent_key(resp: requests.Response) -> str | None:
+    """The key a response's request carried (its ``Authorization`` header, without "Bearer ")."""
+    request = getattr(resp, "request", None)
+    auth = (request.headers.get("Authorization") if request is not None else None) or ""
+    return auth.split(None, 1)[-1] if auth else None
+
+
 def _brief(resp: requests.Response) -> str:
-    """A short excerpt of an error body for messages (servers do not echo our headers)."""
-    text = (resp.text or "").strip().replace("\n", " ")
+    """A short excerpt of an error body for messages, with our key redacted *before* it is cut
+    (an endpoint or proxy may echo the Authorization header; a cut key would escape a match)."""
+    text = redact((resp.text or "").strip().replace("\n", " "), _sent_key(resp))
     return f": {text[:200]}" if text else ""
 
 
@@ -384,13 +433,13 @@ def failure_reason(error: Any) -> str:
         try:
             error = json.loads(error)
         except ValueError:
-            return error.strip()[:500]
+            return redact(error.strip())[:500]
     if isinstance(error, dict):
         msg = error.get("error_message") or error.get("message") or error.get("error")
         kind = str(error.get("error_type", "")).replace("<class '", "").replace("'>", "")
         if msg:
-            return f"{kind}: {msg}"[:500] if kind else str(msg)[:500]
-    return str(error)[:500]
+            return redact(f"{kind}: {msg}" if kind else str(msg))[:500]
+    return redact(str(error))[:500]
 
 
 # --------------------------------------------------------------------------- executor
@@ -408,6 +457,7 @@ class _Job:
     emitted_epochs: int = 0  # epochs already reported: progress that repeats (redelivery) is not re-reported
     history: list[dict[str, Any]] = field(default_factory=list)
     submitted_at: float = field(default_factory=time.time)
+    started: float | None = None  # time.monotonic() when RunPod first said IN_PROGRESS
     cancel_sent: bool = False
     finished: bool = False
     thread: threading.Thread | None = None
@@ -434,6 +484,15 @@ class RunPodExecutor(Executor):
             (and cancelled, best effort).
         retry: per-request retry policy.
         timeout: seconds for one ordinary request.
+        down_after_failures: attempts in a row (retries included, all trials together) that
+            got no answer at all before the executor asks ``/health``; if that gets none
+            either the endpoint is down (:attr:`outage`).  Five: a flaky network drops one
+            request in ten or twenty, not five in a row.
+        down_after_s: the same after this long without a usable answer (429 and 5xx do not
+            count), whatever the count: an endpoint that hangs or only answers 503.
+        job_time_limit_s: the longest one job may train, sent with each job as
+            ``limits.max_seconds`` (the worker stops the trial there); the executor itself
+            gives up on a job that is still not done a minute after it.  None: no limit.
     """
 
     name = "runpod"
@@ -451,6 +510,9 @@ class RunPodExecutor(Executor):
         lost_after_s: float = 300.0,
         retry: RetryPolicy | None = None,
         timeout: float = 15.0,
+        down_after_failures: int = 5,
+        down_after_s: float = 20.0,
+        job_time_limit_s: float | None = DEFAULT_JOB_TIME_LIMIT_S,
     ) -> None:
         if not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers: must be at least 1 (got {workers!r})")
@@ -473,6 +535,14 @@ class RunPodExecutor(Executor):
         self._closing = threading.Event()
         self._last_health: dict[str, Any] | None = None
         self._warned_no_cancel = False
+        self.down_after_failures = max(1, int(down_after_failures))
+        self.down_after_s = float(down_after_s)
+        self.job_time_limit_s = job_time_limit_s
+        self._outage: str | None = None
+        self._outage_lock = threading.Lock()
+        #: True when someone (``FallbackExecutor``) takes over the trials of an endpoint that
+        #: went down: its watchers then leave them unreported instead of failing them.
+        self.hand_off_on_outage = False
 
     def __repr__(self) -> str:
         return f"RunPodExecutor({_safe_url(self.client.base_url)!r}, workers={self._capacity})"
@@ -487,7 +557,57 @@ class RunPodExecutor(Executor):
             ConfigError: no endpoint configured.
         """
         endpoint = config.runpod_endpoint or os.environ.get("RUNPOD_ENDPOINT_ID") or ""
-        return cls(endpoint, workers=config.workers, api_key=api_key, settings=settings)
+        limit = DEFAULT_JOB_TIME_LIMIT_S
+        if config.timeout_s:  # no job needs to outlive its study's time budget
+            limit = min(limit, float(config.timeout_s) + 60.0)
+        return cls(endpoint, workers=config.workers, api_key=api_key, settings=settings, job_time_limit_s=limit)
+
+    # ------------------------------------------------------------------ outage
+
+    @property
+    def outage(self) -> str | None:
+        """Why the endpoint is considered down (None while it answers)."""
+        return self._outage
+
+    def in_flight(self) -> list[TrialSpec]:
+        """Specs of the trials submitted and not yet reported (what a fallback takes over)."""
+        with self._lock:
+            return [j.spec for j in sorted(self._jobs.values(), key=lambda j: j.trial)]
+
+    def _endpoint_down(self, exc: Exception | None = None, *, confirm_now: bool = False) -> bool:
+        """Is the endpoint down?  True once :attr:`outage` is set.
+
+        Called between a request's retries and after a request failed.  Cheap until
+        ``down_after_failures`` attempts in a row got no answer (or nothing usable answered
+        for ``down_after_s``, or ``confirm_now``); then ``/health`` decides.
+        """
+        if self._outage is not None:
+            return True
+        client = self.client
+        if client.failures_in_a_row == 0 and exc is None:
+            return False  # the last attempt was answered (a 429 or 5xx being retried)
+        quiet_for = time.monotonic() - client.last_answer
+        if not (confirm_now or client.failures_in_a_row >= self.down_after_failures or quiet_for >= self.down_after_s):
+            return False
+        with self._outage_lock:  # one watcher asks; the others wait for its verdict
+            if self._outage is not None:
+                return True
+            if time.monotonic() - client.last_answer < quiet_for:
+                return False  # someone got an answer meanwhile
+            failures = client.failures_in_a_row
+            try:
+                client.request("GET", "/health", timeout=min(5.0, client.timeout), attempts=2)
+            except RunPodError as health_exc:
+                if health_exc.status is None:  # no answer at all (a 404 or 401 is an answer: it is up)
+                    last = f"the last: {exc}; " if exc is not None else ""
+                    self._outage = client.redact(
+                        f"RunPod endpoint {_safe_url(client.base_url)} stopped answering mid-study "
+                        f"({failures} attempts in a row got no answer, none usable for {quiet_for:.0f} s; "
+                        f"{last}/health: {health_exc})"
+                    )
+                    log.error("%s", self._outage)
+                    return True
+            return False  # the endpoint answered: a slow spell, not an outage
 
     # ------------------------------------------------------------------ health
 
@@ -502,7 +622,7 @@ class RunPodExecutor(Executor):
         try:
             body = self.client.health(timeout=timeout)
         except RunPodError as exc:
-            return False, str(exc)
+            return False, self.client.redact(str(exc))
         self._last_health = body
         if body.get("local_sdk_server"):
             return True, "local RunPod development server"
@@ -588,7 +708,8 @@ class RunPodExecutor(Executor):
         for job in jobs:
             if job.job_id and not job.finished and job.status not in TERMINAL and not self.client.local_sdk_server:
                 try:
-                    self.client.cancel(job.job_id, attempts=2, timeout=max(0.5, min(3.0, deadline - time.monotonic())))
+                    self.client.cancel(job.job_id, attempts=1 if self._outage else 2,
+                                       timeout=max(0.5, min(3.0, deadline - time.monotonic())))
                     log.info("shutdown: cancelled RunPod job of trial %d", job.trial)
                 except RunPodError as exc:
                     log.warning("shutdown: could not cancel RunPod job of trial %d: %s", job.trial, exc)
@@ -649,6 +770,8 @@ class RunPodExecutor(Executor):
         closing = self._closing.is_set
         if job.stop.is_set():
             return self._stopped(job)
+        if self._outage is not None:
+            return self._down(job)
         answer = self._submit(job)
         if not isinstance(answer, dict):
             return answer
@@ -661,21 +784,34 @@ class RunPodExecutor(Executor):
 
         delay = self.poll_interval
         last_ok = time.monotonic()
+        give_up = self._give_up_check()
         while not closing():
+            if self._outage is not None:  # another watcher found the endpoint down
+                return self._down(job)
             if job.stop.is_set() and not job.cancel_sent:
                 done = self._cancel(job)
                 if done is not None:
                     return done
+            if self._past_time_limit(job):
+                self._cancel_quietly(job)
+                return self._failed(job, f"RunPod job {job.job_id} ran past its time limit of "
+                                         f"{self.job_time_limit_s:g} s without finishing")
             try:
-                body = self.client.status(job.job_id, cancelled=closing)
+                body = self.client.status(job.job_id, cancelled=give_up)
             except RunPodNotFound:
                 return self._failed(job, f"RunPod job {job.job_id} no longer exists (expired or purged)")
             except RunPodAuthError as exc:
                 return self._failed(job, str(exc))
             except RunPodError as exc:
+                if closing():
+                    return None
                 if self.client.local_sdk_server:
                     # The local server ran (or is running) the job inside the lost request; asking again would rerun it.
+                    if self._endpoint_down(exc, confirm_now=True):
+                        return self._down(job)
                     return self._failed(job, f"lost the connection to the local RunPod server while trial ran: {exc}")
+                if self._endpoint_down(exc):
+                    return self._down(job)
                 if time.monotonic() - last_ok > self.lost_after_s:
                     self._cancel_quietly(job)
                     return self._failed(job, f"lost contact with RunPod job {job.job_id} for {self.lost_after_s:.0f} s: {exc}")
@@ -686,6 +822,8 @@ class RunPodExecutor(Executor):
                 continue
             last_ok = time.monotonic()
             job.status = str(body.get("status"))
+            if job.status == IN_PROGRESS and job.started is None:
+                job.started = time.monotonic()
             if self._progress(job, body.get("output")):
                 delay = self.poll_interval
             if job.status in TERMINAL:
@@ -703,22 +841,47 @@ class RunPodExecutor(Executor):
         or a 4xx that retrying cannot fix).
         """
         closing = self._closing.is_set
+        give_up = self._give_up_check()
         deadline = time.monotonic() + self.lost_after_s
         while True:
             try:
-                return self.client.run({"spec": job.spec.to_dict()}, cancelled=closing)
+                return self.client.run(self.job_input(job.spec), cancelled=give_up)
             except (RunPodAuthError, RunPodNotFound) as exc:
                 return self._failed(job, f"could not submit the trial to RunPod: {exc}")
             except RunPodError as exc:
-                if exc.status is not None or time.monotonic() > deadline:
-                    return self._failed(job, f"could not submit the trial to RunPod: {exc}")
                 if closing():
                     return None
+                if exc.status is None and self._endpoint_down(exc):
+                    return self._down(job)
+                if exc.status is not None or time.monotonic() > deadline:
+                    return self._failed(job, f"could not submit the trial to RunPod: {exc}")
                 if job.stop.is_set():
                     return self._stopped(job)
                 log.warning("trial %d: RunPod has not accepted the job yet (%s); retrying", job.trial, exc)
             job.wake.wait(self.max_poll_interval)
             job.wake.clear()
+
+    def _give_up_check(self) -> Callable[[], bool]:
+        """What a watcher's requests check between retries: shutdown, or the endpoint found down."""
+        return lambda: self._closing.is_set() or self._endpoint_down()
+
+    def job_input(self, spec: TrialSpec) -> dict[str, Any]:
+        """A job's input: the spec, and the caps the worker enforces (``core.worker.job_limits``)."""
+        limits: dict[str, Any] = {"max_epochs": spec.epochs}
+        if self.job_time_limit_s:
+            limits["max_seconds"] = float(self.job_time_limit_s)
+        return {"spec": spec.to_dict(), "limits": limits}
+
+    def _past_time_limit(self, job: _Job) -> bool:
+        """Still not done a minute after the worker should have stopped it (lost result, old worker image)."""
+        return bool(self.job_time_limit_s and job.started is not None
+                    and time.monotonic() - job.started > self.job_time_limit_s + 60.0)
+
+    def _down(self, job: _Job) -> TrialResult | None:
+        """The endpoint is down: leave the trial to the fallback, or fail it with the reason."""
+        if self.hand_off_on_outage:
+            return None  # stays in flight here until the fallback takes it (in_flight, shutdown)
+        return self._failed(job, self._outage or "RunPod endpoint is down")
 
     def _progress(self, job: _Job, output: Any) -> bool:
         """Turn a progress update into EpochEvents for epochs not yet reported. True if any were new."""
@@ -804,6 +967,9 @@ class RunPodExecutor(Executor):
         result.trial_number = job.trial
         result.executor = result.executor if result.executor and result.executor != "local" else "runpod"
         result.model_path = result.result_path = None
+        # Whatever the endpoint sent is stored and shown: no credential may ride along in it.
+        result.error = self.client.redact(result.error) if result.error else result.error
+        result.host = self.client.redact(result.host) if result.host else result.host
         self._emit_remaining_epochs(job, result)
         if result.status != "complete":
             if job.stop.is_set() and result.status == "stopped" and not result.history and job.history:
@@ -837,6 +1003,7 @@ class RunPodExecutor(Executor):
         return self._settings.study_dir(spec.study) / f"trial-{spec.trial_number:04d}"
 
     def _failed(self, job: _Job, error: str) -> TrialResult:
+        error = self.client.redact(error)
         log.warning("trial %d failed on RunPod: %s", job.trial, error)
         return failed_result(job.spec, error, executor=self.name, host=_safe_url(self.client.base_url))
 
