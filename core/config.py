@@ -370,6 +370,9 @@ class TrialResult:
     val_loss: float | None = None
     test_accuracy: float | None = None
     test_loss: float | None = None
+    # accuracy on (up to a validation set's worth of) training samples, measured like validation
+    # (no dropout): the train side of the generalisation gap
+    train_accuracy: float | None = None
     # accuracy on the data set's fixed, damaged copy of the test split (core.shift)
     shifted_accuracy: float | None = None
     # validation accuracy of each class (recall), in class order; None where a class has no sample

@@ -28,11 +28,10 @@ SEVERITIES = ("critical", "warning", "info", "good")
 # a fifth is capacity paid for and wasted; half is a layer that has largely stopped learning.
 DEAD_WARN = 0.20
 DEAD_CRITICAL = 0.50
-# Train minus validation accuracy at the last epoch: a 5-point gap is ordinary noise on
-# small validation sets, 10 points is overfitting worth acting on, 20 points is severe
-# (convergence_quality's gap score reaches 0 at 0.2 for the same reason).
-GAP_WARN = 0.10
-GAP_CRITICAL = 0.20
+# Train minus validation accuracy, the gap convergence_quality scores (core.health.gap_score): a
+# warning where it starts costing 10 % of the gap score, critical where it costs half.
+GAP_WARN = H.GAP_OK + 0.1 * (H.GAP_ZERO - H.GAP_OK)
+GAP_CRITICAL = H.GAP_OK + 0.5 * (H.GAP_ZERO - H.GAP_OK)
 # A layer whose gradient score (core.health.layer_gradient_scores) is below this is worth a finding.
 GRADIENT_SCORE_LOW = 0.5
 # Parameter efficiency below this (and a model of real size) means the accuracy was bought
@@ -195,8 +194,9 @@ def _dead_units(result: TrialResult) -> list[Finding]:
 def _overfitting(result: TrialResult) -> list[Finding]:
     """Train accuracy well above validation accuracy, or validation loss turning up."""
     out = []
-    train = _last(_series(result, "accuracy"))
-    val = _last(_series(result, "val_accuracy"))
+    # the measured train accuracy (no dropout, like validation) when there is one; else the last epoch's
+    train = _num(result.train_accuracy) if result.train_accuracy is not None else _last(_series(result, "accuracy"))
+    val = _num(result.val_accuracy) if result.val_accuracy is not None else _last(_series(result, "val_accuracy"))
     dropout = result.params.get("dropout")
     if train is not None and val is not None and train - val >= GAP_WARN:
         gap = train - val
@@ -204,7 +204,7 @@ def _overfitting(result: TrialResult) -> list[Finding]:
             Finding(
                 "critical" if gap >= GAP_CRITICAL else "warning",
                 f"Overfitting: {100 * gap:.0f}-point gap between training and validation accuracy",
-                f"Training accuracy {_pct(train)} against validation {_pct(val)} at the last epoch: the model "
+                f"Training accuracy {_pct(train)} against validation {_pct(val)} after training: the model "
                 "memorises training examples instead of learning what generalises.",
                 f"Raise dropout (now {dropout if dropout is not None else 'default'}), add weight_decay, "
                 "use a smaller model, or train for fewer epochs.",

@@ -269,9 +269,14 @@ def gradient_health(layers: Sequence[Mapping[str, Any]]) -> float | None:
 
 # --------------------------------------------------------------------------- convergence
 
-# Train minus validation accuracy: up to GAP_OK is ordinary (small validation sets, dropout at
-# training time); the gap part then falls linearly to 0 at GAP_ZERO (overfitting).
+# Train minus validation accuracy (both measured without dropout): up to GAP_OK is ordinary
+# (small validation sets); the gap part then falls linearly to 0 at GAP_ZERO (overfitting).
 GAP_OK, GAP_ZERO = 0.05, 0.25
+
+
+def gap_score(gap: float) -> float:
+    """The generalisation-gap part of convergence quality: 1 up to GAP_OK, 0 from GAP_ZERO."""
+    return float(np.clip(1.0 - (gap - GAP_OK) / (GAP_ZERO - GAP_OK), 0.0, 1.0))
 
 
 def convergence_parts(val_losses: Sequence[float | None], train_accuracy: float | None, val_accuracy: float | None,
@@ -295,8 +300,7 @@ def convergence_quality(val_losses: Sequence[float | None], train_accuracy: floa
     p = convergence_parts(val_losses, train_accuracy, val_accuracy, num_classes)
     if p is None:
         return None
-    gap_score = float(np.clip(1.0 - (p["gap"] - GAP_OK) / (GAP_ZERO - GAP_OK), 0.0, 1.0))
-    return float(math.sqrt(p["learned"]) * p["settle"] * gap_score)
+    return float(math.sqrt(p["learned"]) * p["settle"] * gap_score(p["gap"]))
 
 
 # --------------------------------------------------------------------------- consistency

@@ -188,6 +188,7 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
     result.test_loss = _xent(test_pred, data.y_test)
     n_train_probe = min(len(data.x_train), max(len(data.x_val), 256))
     train_acc = float((_predict(model, data.x_train[:n_train_probe]).argmax(-1) == data.y_train[:n_train_probe]).mean())
+    result.train_accuracy = train_acc
     timings["evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -156,8 +156,16 @@ def test_overfitting_gap_and_val_loss_turning_up():
     assert any("bottomed out at epoch 2" in f.title for f in findings)
 
 
+def test_measured_train_accuracy_is_the_gap_convergence_scores():
+    """The gap is the one core.health scores: train accuracy measured without dropout, not the epoch's running mean."""
+    r = _healthy(history={**_healthy().history, "accuracy": [0.7, 0.8, 0.85, 0.86]}, train_accuracy=1.0, val_accuracy=0.9)
+    gap = [f for f in diagnose(r) if f.title.startswith("Overfitting")]
+    assert gap and "10-point" in gap[0].title and gap[0].severity == "warning"
+
+
 def test_moderate_gap_is_a_warning():
-    r = _healthy(history={"accuracy": [0.8, 0.99], "val_accuracy": [0.8, 0.87], "loss": [1, 0.5], "val_loss": [1, 0.9]})
+    r = _healthy(history={"accuracy": [0.8, 0.99], "val_accuracy": [0.8, 0.87], "loss": [1, 0.5], "val_loss": [1, 0.9]},
+                 val_accuracy=0.87)
     gap = [f for f in diagnose(r) if f.title.startswith("Overfitting")]
     assert gap[0].severity == "warning"
 
@@ -227,6 +235,7 @@ def test_sorted_by_severity_and_json_none_tolerated():
         layers=[LayerHealth("dense_1", "dense", 64, dead_fraction=None, grad_norm=None)],
         health={"training_stability": None, "accuracy_consistency": 0.5},
         history={"loss": [1.0, 0.5], "accuracy": [0.9, 1.0], "val_accuracy": [0.6, 0.7], "val_loss": [1, 1]},
+        val_accuracy=0.7,
     )
     findings = diagnose(r)
     ranks = [SEVERITIES.index(f.severity) for f in findings]
