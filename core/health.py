@@ -544,7 +544,8 @@ def evidence_sentences(evidence: Mapping[str, Any] | None = None) -> list[str]:
         lo, hi = corr["ci95"]
         verdict = ("held up better on shifted data" if lo > 0 else "held up worse on shifted data" if hi < 0
                    else "did not clearly hold up better or worse on shifted data")
-        text = (f"**{name}** ({d['trials']} trials in {d['studies']} studies): among trials of similar validation "
+        studies = f"{d['studies']} stud{'y' if d['studies'] == 1 else 'ies'}"
+        text = (f"**{name}** ({d['trials']} trials in {studies}): among trials of similar validation "
                 f"accuracy, healthier ones {verdict} (Spearman ρ = {corr['rho']:+.2f}, 95 % interval "
                 f"{lo:+.2f} to {hi:+.2f}).")
         pairs = d.get("pairs") or {}
@@ -560,4 +561,10 @@ def evidence_sentences(evidence: Mapping[str, Any] | None = None) -> list[str]:
                      f"{100 * picks['shifted_diff_mean']:+.1f} points on average "
                      f"(test accuracy {100 * picks['test_diff_mean']:+.1f}).")
         out.append(text)
+    supported = [n for n, d in (evidence.get("datasets") or {}).items()
+                 if ((d.get("residual_correlation") or {}).get("health") or {}).get("ci95", [0])[0] > 0]
+    if out and not supported:
+        out.append("So far, then, health tells you *what is wrong inside* a model (the pathology benchmark shows each "
+                   "metric catching its problem), but it has not been shown to predict how a model holds up on "
+                   "shifted data beyond what its validation accuracy already says.")
     return out

@@ -214,8 +214,11 @@ def test_evidence_sentences_say_only_what_the_interval_supports():
             "pairs": {"within": 0.01, "pairs": 40, "healthier_holds_up_better": 0.6},
             "picks": {"studies": [{}, {}, {}], "same_trial": 2, "shifted_diff_mean": 0.01, "test_diff_mean": 0.0}}}}
 
-    assert "held up better" in H.evidence_sentences(evidence(0.1, 0.4))[0]
+    supported = H.evidence_sentences(evidence(0.1, 0.4))
+    assert "held up better" in supported[0] and len(supported) == 1
     assert "held up worse" in H.evidence_sentences(evidence(-0.4, -0.1))[0]
-    text = H.evidence_sentences(evidence(-0.1, 0.3))[0]
-    assert "did not clearly hold up better or worse" in text and "90 trials" in text and "60 %" in text
+    unclear = H.evidence_sentences(evidence(-0.1, 0.3))
+    text = unclear[0]
+    assert "did not clearly hold up better or worse" in text and "90 trials in 3 studies" in text and "60 %" in text
+    assert "has not been shown to predict" in unclear[-1]
     assert H.evidence_sentences({}) == []
