@@ -664,6 +664,10 @@ class StudyRunner:
         _quiet_optuna()
         cfg = self.config
         cfg.validate()
+        if cfg.executor == "local":  # a set no trial could load is refused once, here (RunPod loads it remotely)
+            from core.datasets import check_available
+
+            check_available(cfg.dataset, self.settings.datasets_dir)
         self._url = S.resolve_url(cfg.storage, self.settings)
         key = (self._url, cfg.name)
         with _ACTIVE_LOCK:  # claimed before any storage work, so two starts of one study cannot race
