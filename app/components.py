@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import socket
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -315,7 +316,9 @@ def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord])
     def status(r: RunnerInfo, live: bool) -> str:  # a "running" runner whose process or heartbeat stopped is gone
         if live:
             return "running"
-        return "gone (no heartbeat)" if r.status in state.LIVE_STATUSES else r.status
+        if r.status in state.LIVE_STATUSES:  # judged here by its process, elsewhere by its heartbeat
+            return "gone (process ended)" if r.host == socket.gethostname() else "gone (no heartbeat)"
+        return r.status
 
     def seen(r) -> str:
         if not r.beat:
@@ -325,7 +328,10 @@ def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord])
     table = [{"machine": r.host, "process": r.pid, "role": "owner" if r.owner else "joined worker",
               "workers": r.workers, "status": status(r, live), "trials": n, "last seen": seen(r)}
              for r, n, live in rows]
-    label = f"Machines: {len(rows)} runner{'s' if len(rows) != 1 else ''}, {alive} working now"
+    plural = "s" if len(rows) != 1 else ""
+    # nobody works on it: say who ran it, not "0 working now" beside trials that look alive
+    label = (f"Machines: {len(rows)} runner{plural}, {alive} working now" if alive
+             else f"Machines that ran this study: {len(rows)} runner{plural}, none working now")
     with st.expander(label, expanded=len(rows) > 1 and alive > 0):
         st.dataframe(table, hide_index=True, width="stretch")
         st.caption("Join from another machine: `python -m core worker --study NAME --storage URL` (README, "

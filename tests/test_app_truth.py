@@ -61,7 +61,11 @@ def test_an_interrupted_study_is_shown_as_interrupted_with_resume(home, runner_c
     fake = _fake(home)
     study = _study(fake)
     if how == "app-restarted":  # the runner's process is gone; its last heartbeat is still fresh
-        study.set_user_attr("runner", {"host": socket.gethostname(), "pid": _dead_pid(), "started": time.time() - 60})
+        pid, now = _dead_pid(), time.time()
+        study.set_user_attr("runner", {"host": socket.gethostname(), "pid": pid, "started": now - 60})
+        study.set_user_attr(S.ATTR_WORKER_PREFIX + f"{socket.gethostname()}:{pid}:abc", {
+            "host": socket.gethostname(), "pid": pid, "beat": now, "workers": 2, "status": "running",
+            "joined": now - 60, "owner": True, "asked": 4})
     elif how == "heartbeat-stale":  # a runner elsewhere stopped beating
         study.set_user_attr(S.ATTR_HEARTBEAT, time.time() - 120)
     else:
@@ -80,6 +84,11 @@ def test_an_interrupted_study_is_shown_as_interrupted_with_resume(home, runner_c
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["ETA"] == "interrupted"
     assert not any(b.key == "gallery-stop" for b in at.button)
+    if how == "app-restarted":
+        label = next(e.label for e in at.expander if e.label.startswith("Machines"))
+        assert "0 working now" not in label and label.endswith("none working now")
+        df = next(d.value for d in at.dataframe if "machine" in d.value.columns)
+        assert list(df["status"]) == ["gone (process ended)"]
     at.button(key="gallery-resume").click().run()
     assert ("resume", NAME) in runner_calls
 
