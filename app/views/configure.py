@@ -242,7 +242,7 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def form_problems(kind: str, *, name: str, n_trials: Any, minutes: Any, epochs: Any, max_samples: Any, seed: Any,
+def form_problems(*, name: str, n_trials: Any, minutes: Any, epochs: Any, max_samples: Any, seed: Any,
                   tuned: list[str], ranges: dict[str, dict[str, Any]], workers: Any = None) -> list[str]:
     """Everything wrong with the form at once, each named by its label on the form.
 
@@ -402,7 +402,7 @@ def render_form() -> StudyConfig | None:
         go_ahead = st.checkbox("Start anyway, sharing this machine", key="cfg_share_ok")
     if not st.button("Start study", type="primary", icon=":material/play_arrow:", key="cfg_start", disabled=not go_ahead):
         return None
-    problems = form_problems(info.kind, name=name, n_trials=n_trials, minutes=minutes, epochs=epochs,
+    problems = form_problems(name=name, n_trials=n_trials, minutes=minutes, epochs=epochs,
                              max_samples=max_samples, seed=seed, tuned=tuned, ranges=ranges,
                              workers=extra.get("workers") if executor == "local" else None)
     if problems:
