@@ -222,6 +222,23 @@ def test_an_unavailable_data_set_is_refused_once_before_any_trial(home, runner_c
     assert "mnist.npz" in err and "datasets/README.md" in err  # what to do, whole
 
 
+def test_trials_failed_for_want_of_data_say_so_once_whole(home):
+    fake = _fake(home, n_complete=0, n_failed=0, n_running=0, status="finished")
+    study = _study(fake)
+    why = ("invalid configuration: The mnist data set is not available: no local copy found, and the download "
+           "failed (Exception: URL fetch failure on https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+           "mnist.npz: None -- [Errno -3] Temporary failure in name resolution)\nPut one of these in place and try "
+           "again:\n- datasets/mnist/mnist.npz\ndatasets/README.md has the details.")
+    for _ in range(3):
+        t = study.ask()
+        t.set_user_attr(S.T_ERROR, why)
+        study.tell(t, state=optuna.trial.TrialState.FAIL)
+    at = app(TRIALS)
+    tops = [e.value.replace("\\", "") for e in at.error if "could not be loaded" in e.value]
+    assert len(tops) == 1
+    assert "3 trials failed" in tops[0] and "mnist.npz: None" in tops[0] and "datasets/README.md" in tops[0]
+
+
 # --------------------------------------------------------------------------- 5. a second study on a busy machine
 
 

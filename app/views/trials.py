@@ -44,6 +44,7 @@ def render_gallery(name: str, was_running: bool) -> None:
     front = {r.number for r in pareto_front(records)} if config and config.mode == "pareto" else set()
 
     C.render_summary(records, config, best, summary.created if summary else None, running, interrupted)
+    render_data_problem(records)
     if state.runner_error(name):
         st.error(f"The study stopped with an error: {C.plain(state.runner_error(name), 500)}")
     if summary and summary.note:
@@ -73,6 +74,20 @@ def render_gallery(name: str, was_running: bool) -> None:
             st.plotly_chart(C.make_history_figure(records, config), key=f"history-{name}")
         else:
             st.caption("The history appears when the first trial completes.")
+
+
+DATA_UNAVAILABLE = "data set is not available"  # how core.datasets.DatasetUnavailable messages begin
+
+
+def render_data_problem(records: list[TrialRecord]) -> None:
+    """Trials that failed because the data set could not be loaded (a download that failed): say it
+    once, whole, with what to do, rather than in every card cut to a line."""
+    why = next((r.error for r in records if r.state == "FAIL" and r.error and DATA_UNAVAILABLE in r.error), None)
+    if why:
+        n = sum(1 for r in records if r.state == "FAIL" and r.error and DATA_UNAVAILABLE in r.error)
+        st.error(f"**{n} trial{'s' if n != 1 else ''} failed because the data set could not be loaded.**  \n"
+                 + "  \n".join(C.plain(line) for line in why.removeprefix("invalid configuration: ").splitlines()
+                                if line.strip()), icon=":material/cloud_off:")
 
 
 def render_cards(visible: list[TrialRecord], name: str, config, best: TrialRecord | None, front: set[int],
