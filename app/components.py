@@ -9,9 +9,11 @@ folds into one column on a phone.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import re
+import socket
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -24,7 +26,8 @@ from app import state
 from core import artifacts
 from core.config import ConfigError, StudyConfig, TrialResult
 from core.health import METRIC_INFO
-from core.records import StudySummary, TrialRecord, best_record, epochs_spent, pareto_front, state_counts
+from core.records import (RunnerInfo, StudySummary, TrialRecord, best_record, budget_count, epochs_spent,
+                          pareto_front, state_counts)
 from core.search_space import HYPERPARAMETERS
 
 if TYPE_CHECKING:
@@ -197,9 +200,13 @@ def render_study_picker(summaries: Sequence[StudySummary], key: str, label: str 
     def _fmt(name: str) -> str:
         s = by_name[name]
         ds = f" · {s.config.dataset} · {s.config.mode}" if s.config else ""
-        return f"{name}{ds} · {s.status}"
+        return f"{name}{ds} · {s.display_status}"
 
-    chosen = st.selectbox(label, names, index=names.index(current), format_func=_fmt, key=key)
+    # The browser keeps showing the label it was given for the chosen option ("· running") even
+    # after format_func changes it: a key that follows the labels draws the picker afresh when a
+    # status changes; the choice itself lives in state (select_study), not in the widget.
+    labels = hashlib.sha1("\n".join(_fmt(n) for n in names).encode()).hexdigest()[:8]
+    chosen = st.selectbox(label, names, index=names.index(current), format_func=_fmt, key=f"{key}-{labels}")
     state.select_study(chosen)
     return chosen
 
@@ -243,32 +250,90 @@ def render_runner_controls(name: str, running: bool, key: str) -> None:
                    "Stop and Cancel reach it through the storage within a few seconds.")
 
 
-def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord]) -> None:
-    """The machines working on a study (owner and joined workers), with the trials each ran."""
-    runners = summary.runners if summary else []
-    if not runners:
-        return
+def machines(runners: Sequence[RunnerInfo], records: Sequence[TrialRecord]) -> list[tuple[RunnerInfo, int, bool]]:
+    """The rows of the Machines panel: (runner, trials it ran, alive), one per process.
+
+    A process that ran the study several times (stopped, then resumed in the same app) left one
+    record per run: they are one row, with the newest run's status and every run's trials.  A
+    runner that is gone and never asked a trial is left out (it did nothing to show).
+    """
     by_runner: dict[str, int] = {}
     for r in records:
         if r.runner_id:
             by_runner[r.runner_id] = by_runner.get(r.runner_id, 0) + 1
-    alive = sum(r.alive for r in runners)
+    groups: dict[tuple, list[RunnerInfo]] = {}
+    for r in runners:
+        ident = (r.host, r.pid) if r.pid is not None else (r.runner_id,)
+        groups.setdefault(ident, []).append(r)
+    rows = []
+    for group in groups.values():
+        newest = max(group, key=lambda r: (r.joined or 0, r.beat or 0))
+        alive = any(r.alive for r in group)
+        trials = sum(by_runner.get(r.runner_id, 0) for r in group)
+        if not alive and trials == 0 and not any(r.asked for r in group):
+            continue
+        if any(r.owner for r in group) and not newest.owner:
+            newest = max((r for r in group if r.owner), key=lambda r: (r.joined or 0, r.beat or 0))
+        rows.append((newest, trials, alive))
+    rows.sort(key=lambda row: (not row[0].owner, row[0].joined or 0))
+    return rows
+
+
+def render_resume(summary: StudySummary, key: str) -> None:
+    """For a study nobody runs: say plainly when it was interrupted, and offer Resume."""
+    if summary.interrupted:
+        why = ("its runner crashed" if summary.status == "crashed" else
+               "its runner stopped without finishing (the app was restarted, or the process was killed)")
+        st.warning(f"**Interrupted**: {why}. Trials it left unfinished are shown as interrupted; Resume runs "
+                   "them again (they do not count against the trial budget) and continues the study with its "
+                   "stored settings.", icon=":material/pause_circle:")
+    if summary.config is None or summary.status == "finished":
+        return
+    if st.button("Resume study", key=f"{key}-resume", icon=":material/play_arrow:", type="primary",
+                 help="Continue with the stored configuration, up to its trial and time budget."):
+        try:
+            state.resume(summary.name)
+        except ConfigError as exc:
+            render_config_error(exc)
+        else:
+            st.rerun()
+
+
+def render_config_error(exc: Exception) -> None:
+    """A ConfigError as the user should read it: each of its lines as plain text."""
+    lines = [plain(line) for line in str(exc).splitlines() if line.strip()]
+    st.error("  \n".join(lines), icon=":material/error:")
+
+
+def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord]) -> None:
+    """The machines working on a study (owner and joined workers), with the trials each ran."""
+    rows = machines(summary.runners if summary else [], records)
+    if not rows:
+        return
+    alive = sum(1 for _, _, a in rows if a)
     now = dt.datetime.now().timestamp()
 
-    def status(r) -> str:  # a "running" runner whose heartbeat stopped is gone
-        return "running" if r.alive else "gone (no heartbeat)" if r.status in state.LIVE_STATUSES else r.status
+    def status(r: RunnerInfo, live: bool) -> str:  # a "running" runner whose process or heartbeat stopped is gone
+        if live:
+            return "running"
+        if r.status in state.LIVE_STATUSES:  # judged here by its process, elsewhere by its heartbeat
+            return "gone (process ended)" if r.host == socket.gethostname() else "gone (no heartbeat)"
+        return r.status
 
     def seen(r) -> str:
         if not r.beat:
             return "-"
         return "now" if now - r.beat < 5 else fmt_duration(now - r.beat) + " ago"
 
-    rows = [{"machine": r.host, "process": r.pid, "role": "owner" if r.owner else "joined worker",
-             "workers": r.workers, "status": status(r), "trials": by_runner.get(r.runner_id, 0), "last seen": seen(r)}
-            for r in runners]
-    label = f"Machines: {len(runners)} runner{'s' if len(runners) != 1 else ''}, {alive} working now"
-    with st.expander(label, expanded=len(runners) > 1 and alive > 0):
-        st.dataframe(rows, hide_index=True, width="stretch")
+    table = [{"machine": r.host, "process": r.pid, "role": "owner" if r.owner else "joined worker",
+              "workers": r.workers, "status": status(r, live), "trials": n, "last seen": seen(r)}
+             for r, n, live in rows]
+    plural = "s" if len(rows) != 1 else ""
+    # nobody works on it: say who ran it, not "0 working now" beside trials that look alive
+    label = (f"Machines: {len(rows)} runner{plural}, {alive} working now" if alive
+             else f"Machines that ran this study: {len(rows)} runner{plural}, none working now")
+    with st.expander(label, expanded=len(rows) > 1 and alive > 0):
+        st.dataframe(table, hide_index=True, width="stretch")
         st.caption("Join from another machine: `python -m core worker --study NAME --storage URL` (README, "
                    "Several machines). Stop and Cancel above reach every runner.")
 
@@ -313,16 +378,23 @@ def elapsed_seconds(records: Sequence[TrialRecord], created: float | None, runni
 
 
 def eta_seconds(records: Sequence[TrialRecord], config: StudyConfig | None, elapsed: float | None) -> float | None:
-    """Time left: mean finished-trial duration x trials left / workers, capped by the time budget."""
+    """Time left: mean finished-trial duration x trials left / workers, capped by the time budget.
+
+    Trials left are counted against the budget as the runner counts them (interrupted and
+    cancelled trials do not use it up), and never less than what the running trials still need.
+    """
     if config is None:
         return None
     finished = [r for r in records if r.state in FINISHED]
     durations = [r.duration_s for r in finished if r.duration_s]
     eta = None
     if config.n_trials and durations:
-        left = max(0, config.n_trials - len(finished))
-        running = sum(1 for r in records if r.state == "RUNNING")
-        eta = statistics.mean(durations) * max(0.0, left - running / 2) / max(1, config.workers)
+        mean = statistics.mean(durations)
+        left = max(0, config.n_trials - budget_count(records))
+        running = [r for r in records if r.state == "RUNNING"]
+        eta = mean * max(0.0, left - len(running) / 2) / max(1, config.workers)
+        # a running trial is not done before it has run about as long as the others did
+        eta = max([eta] + [mean - (r.duration_s or 0.0) for r in running])
     if config.timeout_s and elapsed is not None:
         budget_left = max(0.0, config.timeout_s - elapsed)
         eta = budget_left if eta is None else min(eta, budget_left)
@@ -330,8 +402,11 @@ def eta_seconds(records: Sequence[TrialRecord], config: StudyConfig | None, elap
 
 
 def render_summary(records: Sequence[TrialRecord], config: StudyConfig | None, best: TrialRecord | None,
-                   created: float | None, running: bool) -> None:
-    """Best, counts by state, elapsed, ETA: the study at a glance."""
+                   created: float | None, running: bool, interrupted: bool = False) -> None:
+    """Best, counts by state, elapsed, ETA: the study at a glance.
+
+    ``interrupted``: its runner is gone without finishing; RUNNING trials are orphans, not running.
+    """
     counts = state_counts(records)
     elapsed = elapsed_seconds(records, created, running)
     c1, c2, c3, c4 = st.columns(4)
@@ -343,13 +418,21 @@ def render_summary(records: Sequence[TrialRecord], config: StudyConfig | None, b
     else:
         c1.metric("Best", "–", help="No trial has completed yet.")
     total = config.n_trials if config and config.n_trials else None
-    done = sum(counts.get(s, 0) for s in FINISHED)
+    done = budget_count(records)
     c2.metric("Trials", f"{done}/{total}" if total else str(done),
-              help="Finished trials (complete, pruned or failed) out of the budget.")
+              help="Finished trials (complete, pruned or failed) out of the budget; trials cut off by a cancel "
+                   "or an interrupted runner are run again and do not count.")
     c3.metric("Elapsed", fmt_duration(elapsed))
-    c4.metric("ETA", fmt_duration(eta_seconds(records, config, elapsed)) if running else "done" if records else "–",
-              help="Estimated from the mean duration of finished trials and the workers in use.")
-    st.markdown(" ".join(f"{state_badge(s)} **{counts[s]}**" for s in STATES if counts.get(s)) or "No trials yet.")
+    if running:
+        eta = eta_seconds(records, config, elapsed)
+        busy = counts.get("RUNNING", 0)
+        eta_text = "finishing" if busy and (eta is None or eta < 1) else fmt_duration(eta)
+    else:
+        eta_text = "interrupted" if interrupted else "done" if records else "–"
+    c4.metric("ETA", eta_text, help="Estimated from the mean duration of finished trials and the workers in use.")
+    labels = {"RUNNING": ":orange-badge[interrupted]"} if not running and interrupted else {}
+    st.markdown(" ".join(f"{labels.get(s) or state_badge(s)} **{counts[s]}**" for s in STATES if counts.get(s))
+                or "No trials yet.")
     trained, full = epochs_spent(records)
     if full and trained < full and counts.get("PRUNED"):
         st.caption(f"Pruning stopped {counts['PRUNED']} trial{'s' if counts['PRUNED'] != 1 else ''} early: "
@@ -388,11 +471,17 @@ def key_params(rec: TrialRecord, tuned: Iterable[str] | None) -> str:
 
 
 def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, *, is_best: bool = False,
-                      on_front: bool = False) -> None:
-    """One trial: state, progress, accuracy, health, size, a small curve, key params, where it ran."""
+                      on_front: bool = False, orphaned: bool = False) -> None:
+    """One trial: state, progress, accuracy, health, size, a small curve, key params, where it ran.
+
+    ``orphaned``: the study's runner is gone, so a RUNNING trial is not running (it is shown as
+    interrupted; resuming the study runs it again).
+    """
     key = f"card-best-{rec.number}" if is_best else f"card-front-{rec.number}" if on_front else f"card-{rec.number}"
+    orphaned = orphaned and rec.state == "RUNNING"
     with st.container(border=True, key=key):
-        head = f"**Trial #{rec.number}** {state_badge(rec.state)}"
+        badge = ":orange-badge[interrupted]" if orphaned or (rec.state == "FAIL" and rec.interrupted) else state_badge(rec.state)
+        head = f"**Trial #{rec.number}** {badge}"
         if is_best:
             head += " :orange-badge[:material/trophy: best]"
         elif on_front:
@@ -400,7 +489,11 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
         st.markdown(head)
         res = rec.result
         curve = _curve(rec)
-        if rec.state == "RUNNING":
+        if orphaned:
+            prog = rec.progress or {}
+            st.caption(f"Stopped at epoch {int(prog.get('epoch') or 0)}/{int(prog.get('epochs') or 0) or '?'}: "
+                       "the study's runner ended before this trial finished. Resume the study to run it again.")
+        elif rec.state == "RUNNING":
             prog = rec.progress or {}
             epoch, epochs = int(prog.get("epoch") or 0), int(prog.get("epochs") or (rec.spec or {}).get("epochs") or 1)
             logs = prog.get("logs") or {}
@@ -416,7 +509,7 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
             st.caption(f"test {fmt_pct(res.test_accuracy)} · shifted {fmt_pct(res.shifted_accuracy)} · "
                        f"{fmt_count(res.param_count)} params · "
                        f"{fmt_duration(rec.duration_s)}")
-        elif rec.state == "RUNNING" and len(curve) > 1:
+        elif rec.state == "RUNNING" and not orphaned and len(curve) > 1:
             st.metric("Val accuracy so far", fmt_pct(curve[-1]), chart_data=curve)
         elif rec.state == "PRUNED":
             last = curve[-1] if curve else None

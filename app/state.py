@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -162,6 +163,7 @@ def list_studies(url: str | None = None, *, with_counts: bool = False) -> list[R
             heartbeat=attrs.get(S.ATTR_HEARTBEAT),
             note=attrs.get(S.ATTR_NOTE),
             runners=R.runners_from_attrs(attrs),
+            owner=attrs.get("runner"),  # core.study.ATTR_RUNNER
         )
         if with_counts:
             try:
@@ -230,7 +232,7 @@ def is_running(name: str, summary: R.StudySummary | None = None, url: str | None
     if runner is not None and _runner_alive(runner):
         return True
     summary = summary or study_summary(name, url)
-    return bool(summary and summary.status in LIVE_STATUSES and summary.alive)
+    return bool(summary and summary.alive)
 
 
 def running_studies(summaries: list[R.StudySummary] | None = None, url: str | None = None) -> list[str]:
@@ -244,7 +246,7 @@ def running_studies(summaries: list[R.StudySummary] | None = None, url: str | No
         ours = [n for (u, n), r in reg.runners.items() if u == url and _runner_alive(r)]
     if summaries is None:
         summaries = list_studies(url)
-    others = [s.name for s in summaries if s.status in LIVE_STATUSES and s.alive]
+    others = [s.name for s in summaries if s.alive]
     return sorted(set(ours) | set(others))
 
 
@@ -266,8 +268,42 @@ def setup_logs() -> None:
     setup_logging("app")
 
 
+def running_on_this_machine(summaries: list[R.StudySummary] | None = None, url: str | None = None) -> list[str]:
+    """Studies that train on this machine now: this process's runners, and live runners of other
+    processes on this host, with local workers (a RunPod study trains elsewhere)."""
+    url = url or storage_url()
+    if summaries is None:
+        summaries = list_studies(url)
+    here = socket.gethostname()
+    reg = _registry()
+    with reg.lock:
+        ours = {n for (u, n), r in reg.runners.items() if u == url and _runner_alive(r)}
+    out = []
+    for s in summaries:
+        if s.config is not None and s.config.executor != "local":
+            continue
+        hosts = {(s.owner or {}).get("host")} | {r.host for r in s.runners if r.alive}
+        if s.name in ours or (s.alive and here in hosts):
+            out.append(s.name)
+    return out
+
+
+def check_data(config: StudyConfig) -> None:
+    """Refuse a study whose data set no trial could load here (offline, no local copy), once,
+    with core.datasets' message saying what to do, instead of one failed trial after another.
+
+    Raises:
+        DatasetUnavailable: a ConfigError with the instructions.
+    """
+    if config.executor == "local":  # RunPod workers load the data on their side
+        from core.datasets import check_available
+
+        check_available(config.dataset, settings().datasets_dir)
+
+
 def check_new_study(config: StudyConfig, url: str | None = None) -> StudyConfig:
-    """Refuse a config before any work starts: its own validation, then a name already taken.
+    """Refuse a config before any work starts: its own validation, a name already taken, a data
+    set that cannot be loaded.
 
     Raises:
         ConfigError: naming the setting to fix.
@@ -278,6 +314,7 @@ def check_new_study(config: StudyConfig, url: str | None = None) -> StudyConfig:
             f"name: a study called {config.name!r} already exists in this storage; "
             "choose another name, or resume it from the list below"
         )
+    check_data(config)
     return config
 
 
@@ -318,8 +355,10 @@ def resume(name: str, url: str | None = None) -> Any:
         if existing is not None and _runner_alive(existing):
             return existing
     summary = study_summary(name, url)
-    if summary is not None and summary.status in LIVE_STATUSES and summary.alive:
+    if summary is not None and summary.alive:
         raise ConfigError(f"study {name!r} is being run by another process; stop it there first")
+    if summary is not None and summary.config is not None:
+        check_data(summary.config)
     runner = _study_module().StudyRunner.resume(name, storage_url=url, api_key=runpod_setting("RUNPOD_API_KEY"))
     runner.start()
     with reg.lock:

@@ -324,9 +324,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'name':<32} {'status':<22} {'trials':>6}  {'dataset':<14} {'mode':<12} created")
     for s in studies:
-        status = s.status
-        if status in ("running", "stopping") and not s.alive:
-            status += " (no heartbeat)"
+        status = s.display_status  # "interrupted" when its runner is gone (core.study.owner_alive)
         created = dt.datetime.fromtimestamp(s.created).strftime("%Y-%m-%d %H:%M") if s.created else "-"
         cfg = s.config
         print(f"{s.name:<32} {status:<22} {s.n_trials:>6}  {(cfg.dataset if cfg else '-'):<14} "

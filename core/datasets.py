@@ -1563,6 +1563,25 @@ def is_available(name: str, data_dir: Path | None = None) -> bool:
     return source is not None
 
 
+def check_available(name: str, data_dir: Path | None = None) -> None:
+    """Refuse, before a study starts, a data set no trial could load.
+
+    Passes for embedded sets and local copies (a corrupt file is reported when it is read),
+    and when downloads are allowed (the first trial downloads the set).
+
+    Raises:
+        DatasetUnavailable: no local copy and downloads are off (HPO_OFFLINE); the message
+            says what to put where.
+    """
+    info = get_info(name)
+    if info.embedded:
+        return
+    folder = _data_dir(data_dir)
+    source, notes = _locate(info.name, folder)
+    if source is None and _offline():
+        raise DatasetUnavailable(_missing_message(info.name, folder, "no local copy found and HPO_OFFLINE is set", notes))
+
+
 def _decode(tokens: np.ndarray, vocabulary: dict[int, str]) -> str:
     return " ".join(vocabulary.get(int(t), "<unk>") for t in tokens if t != 0)
 

@@ -6,7 +6,6 @@ Views never hold study state of their own; they call these functions on each rer
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -32,6 +31,7 @@ class TrialRecord:
     host: str = ""
     error: str | None = None
     runner_id: str = ""  # the runner (owner or joined worker) that asked the trial
+    interrupted: bool = False  # ended by cancel or a dead runner: not counted against the trial budget
 
     @property
     def duration_s(self) -> float | None:
@@ -81,11 +81,28 @@ class StudySummary:
     heartbeat: float | None
     note: str | None
     runners: list[RunnerInfo] = field(default_factory=list)
+    owner: dict[str, Any] | None = None  # the owning runner's host and pid (core.study.ATTR_RUNNER)
 
     @property
     def alive(self) -> bool:
-        """A runner has reported in the last 30 s."""
-        return self.heartbeat is not None and time.time() - self.heartbeat < 30
+        """A runner works on the study now (core.study.owner_alive: pid on this host, heartbeat elsewhere)."""
+        from core.study import owner_alive
+
+        return owner_alive(self.name, self.status, self.heartbeat, self.owner)
+
+    @property
+    def interrupted(self) -> bool:
+        """Its runner is gone without finishing: killed, crashed, or the app restarted under it."""
+        return self.status in ("running", "stopping", "crashed") and not self.alive
+
+    @property
+    def display_status(self) -> str:
+        """The status a screen shows: never "running" for a study nobody runs."""
+        if self.interrupted:
+            return "interrupted"
+        if self.alive and self.status not in ("running", "stopping"):
+            return "running"  # a runner of this process between its start and its first status write
+        return self.status
 
 
 @dataclass
@@ -104,8 +121,13 @@ class RunnerInfo:
 
     @property
     def alive(self) -> bool:
-        """Still working: a running status and a heartbeat under 30 s old."""
-        return self.status in ("running", "stopping") and self.beat is not None and time.time() - self.beat < 30
+        """Still working: a running status, and core.study.runner_id_alive (pid here, heartbeat elsewhere)."""
+        from core.study import runner_id_alive
+
+        if self.status not in ("running", "stopping"):
+            return False
+        attrs = {S.ATTR_WORKER_PREFIX + self.runner_id: {"beat": self.beat, "status": self.status}}
+        return runner_id_alive(attrs, self.runner_id)
 
 
 def runners_from_attrs(attrs: dict[str, Any]) -> list[RunnerInfo]:
@@ -146,6 +168,7 @@ def record_from_trial(t: Any) -> TrialRecord:
         host=attrs.get(S.T_HOST, ""),
         error=attrs.get(S.T_ERROR),
         runner_id=attrs.get(S.T_RUNNER, "") or "",
+        interrupted=bool(attrs.get("interrupted")),  # core.study.T_INTERRUPTED
     )
 
 
@@ -196,6 +219,7 @@ def list_studies(storage_url: str | None = None) -> list[StudySummary]:
                 heartbeat=attrs.get(S.ATTR_HEARTBEAT),
                 note=attrs.get(S.ATTR_NOTE),
                 runners=runners_from_attrs(attrs),
+                owner=attrs.get("runner"),  # core.study.ATTR_RUNNER
             )
         )
     out.sort(key=lambda s: s.created or 0, reverse=True)
@@ -241,6 +265,12 @@ def epochs_spent(records: Sequence[TrialRecord]) -> tuple[int, int]:
         planned = int((r.spec or {}).get("epochs") or 0)
         unpruned += max(ran, planned) if r.state == "PRUNED" else ran
     return trained, unpruned
+
+
+def budget_count(records: Sequence[TrialRecord]) -> int:
+    """Finished trials that count against ``n_trials`` (as core.study counts them: cancelled and
+    interrupted trials do not, so a resumed study never reads "15/14")."""
+    return sum(1 for r in records if r.state in ("COMPLETE", "PRUNED") or (r.state == "FAIL" and not r.interrupted))
 
 
 def state_counts(records: Sequence[TrialRecord]) -> dict[str, int]:

@@ -203,20 +203,33 @@ def runner_alive(study: Any, *, stale_after: float = STALE_AFTER_S, storage_url:
                  ignore: "StudyRunner | None" = None) -> bool:
     """Whether a runner is driving ``study`` right now (here, or in another live process).
 
-    A runner on this host is judged by its pid (a ``kill -9``-ed runner is recognised at
-    once); one on another host by its heartbeat (older than ``stale_after`` = gone).
+    See :func:`owner_alive`, which judges the same from the study's attributes alone.
     ``ignore`` is a runner of this process not to count (the one asking).
     """
     attrs = study.user_attrs
+    return owner_alive(study.study_name, attrs.get(S.ATTR_STATUS), attrs.get(S.ATTR_HEARTBEAT), attrs.get(ATTR_RUNNER),
+                       stale_after=stale_after, storage_url=storage_url, ignore=ignore)
+
+
+def owner_alive(name: str, status: str | None, heartbeat: float | None, owner: dict[str, Any] | None, *,
+                stale_after: float = STALE_AFTER_S, storage_url: str | None = None,
+                ignore: "StudyRunner | None" = None) -> bool:
+    """The one rule for "study ``name`` is being run now", from its ``status``, ``runner_heartbeat``
+    and ``runner`` attributes (what any reader of the storage has, e.g. the app's study list).
+
+    A runner of this process counts while it is registered.  Otherwise the status must be
+    running or stopping; a runner on this host is judged by its pid (a ``kill -9``-ed runner,
+    or an app server restarted under its study, is recognised at once); one on another host
+    by its heartbeat (older than ``stale_after`` = gone).
+    """
     with _ACTIVE_LOCK:
-        if any(name == study.study_name and (storage_url is None or url == storage_url) and runner is not ignore
-               for (url, name), runner in _ACTIVE.items()):
+        if any(n == name and (storage_url is None or url == storage_url) and runner is not ignore
+               for (url, n), runner in _ACTIVE.items()):
             return True
-    if attrs.get(S.ATTR_STATUS) not in RUNNING_STATES:
+    if status not in RUNNING_STATES:
         return False
-    beat = attrs.get(S.ATTR_HEARTBEAT)
-    fresh = beat is not None and time.time() - float(beat) < stale_after
-    owner = attrs.get(ATTR_RUNNER) or {}
+    fresh = heartbeat is not None and time.time() - float(heartbeat) < stale_after
+    owner = owner if isinstance(owner, dict) else {}
     if owner.get("host") == socket.gethostname() and owner.get("pid"):
         pid = int(owner["pid"])
         if pid == os.getpid():
@@ -652,6 +665,10 @@ class StudyRunner:
         _quiet_optuna()
         cfg = self.config
         cfg.validate()
+        if cfg.executor == "local":  # a set no trial could load is refused once, here (RunPod loads it remotely)
+            from core.datasets import check_available
+
+            check_available(cfg.dataset, self.settings.datasets_dir)
         self._url = S.resolve_url(cfg.storage, self.settings)
         key = (self._url, cfg.name)
         with _ACTIVE_LOCK:  # claimed before any storage work, so two starts of one study cannot race

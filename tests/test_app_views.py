@@ -179,12 +179,13 @@ def test_configure_shows_text_samples_for_a_text_set(home):
 @pytest.mark.parametrize(
     "setup, message",
     [
-        ({"cfg_trials": 0}, "n_trials / timeout_s"),
-        ({"cfg_name": "   "}, "name: give the study a name"),
-        ({"cfg_name": "fake-study"}, "already exists"),
-        ({"cfg_low_image_learning_rate": 0.02, "cfg_high_image_learning_rate": 0.001}, "'learning_rate': low (0.02) is above high (0.001)"),
-        ({"cfg_epochs": 0}, "epochs: must be"),
-        ({"cfg_max_samples": 5}, "max_samples"),
+        ({"cfg_trials": 0}, "Trials / Time budget (min): give a number of trials, a time budget, or both"),
+        ({"cfg_name": "   "}, "Study name: give the study a name"),
+        ({"cfg_name": "fake-study"}, "Study name: a study called 'fake-study' already exists"),
+        ({"cfg_low_image_learning_rate": 0.02, "cfg_high_image_learning_rate": 0.001},
+         "Learning rate range: the low end 0.02 is above the high end 0.001"),
+        ({"cfg_epochs": 0}, "Epochs per trial: must be from 1 to 500"),
+        ({"cfg_max_samples": 5}, "Max training samples: 0 for all of them, or at least 20"),
         ({"cfg_name": "../../x"}, "may not contain '/'"),
     ],
     ids=["zero-trials", "empty-name", "duplicate-name", "low-above-high", "zero-epochs", "tiny-max-samples",
@@ -253,7 +254,7 @@ def test_configure_in_demo_mode_limits_the_study(home, runner_calls, monkeypatch
     assert "Hosted demo" in " ".join(i.value for i in at.info)
     at.number_input(key="cfg_trials").set_value(50)
     at.button(key="cfg_start").click().run()
-    assert any("n_trials: at most 12" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
+    assert any("Trials: at most 12" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
     assert runner_calls == []
 
 

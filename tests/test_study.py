@@ -291,6 +291,18 @@ def test_invalid_configs_are_refused_naming_the_setting(change, setting, url, se
         StudyRunner(cfg, settings=settings).start()
 
 
+def test_an_unavailable_data_set_is_refused_before_any_trial(url, settings, monkeypatch):
+    import optuna
+
+    from core.datasets import DatasetUnavailable
+
+    monkeypatch.setenv("HPO_OFFLINE", "1")
+    cfg = _config("offline-mnist", url, dataset="mnist")
+    with pytest.raises(DatasetUnavailable, match="mnist data set is not available: no local copy found and HPO_OFFLINE"):
+        StudyRunner(cfg, settings=settings).start()
+    assert "offline-mnist" not in [s.study_name for s in optuna.get_all_study_summaries(S.open_storage(url))]
+
+
 @pytest.mark.slow
 def test_kill_dash_nine_then_resume_loses_nothing(ex, home, url, settings):
     """kill -9 the CLI mid-study; resume: no completed trial lost, none left RUNNING, orphans exit."""

@@ -20,10 +20,10 @@ from app import PAGE_TRIALS
 from app import components as C
 from app import state
 from core import demo
-from core.config import (MODE_HELP, MODES, PRUNER_HELP, PRUNERS, PRUNING_MEASURED, PRUNING_PAYS_FROM_EPOCHS,
-                         SAMPLER_HELP, ConfigError, StudyConfig, safe_name)
-from core.datasets import DatasetInfo, get_info, is_available, list_datasets, preview
-from core.search_space import DEFAULT_TUNED, Hyperparameter, hyperparameters_for
+from core.config import (MAX_EPOCHS, MODE_HELP, MODES, PRUNER_HELP, PRUNERS, PRUNING_MEASURED,
+                         PRUNING_PAYS_FROM_EPOCHS, SAMPLER_HELP, ConfigError, StudyConfig, check_study_name, safe_name)
+from core.datasets import DatasetInfo, check_available, get_info, is_available, list_datasets, preview
+from core.search_space import DEFAULT_TUNED, HYPERPARAMETERS, Hyperparameter, hyperparameters_for
 from core.storage import redact
 
 log = logging.getLogger("hpo.ui")
@@ -54,8 +54,8 @@ def available_executors() -> dict[str, str]:
 def _render_local_settings() -> dict[str, Any]:
     cores = os.cpu_count() or 1
     top = demo.LIMITS["workers"] if demo.demo_enabled() else max(1, min(16, cores))
-    workers = st.number_input(
-        "Parallel workers", min_value=1, max_value=top, value=1, step=1, key="cfg_workers",
+    workers = st.number_input(  # no min/max: the browser would keep the old value of a typed bad one
+        "Parallel workers", value=1, step=1, key="cfg_workers",
         help=f"Trials trained at the same time, each in its own process with its own TensorFlow (~700 MB). "
              f"This machine has {cores} CPU core(s).",
     )
@@ -118,6 +118,11 @@ def render_dataset(info: DatasetInfo) -> None:
     st.caption(f"Classes: {classes}")
     available = is_available(info.name)
     if not available:
+        try:
+            check_available(info.name, state.settings().datasets_dir)
+        except ConfigError as exc:  # offline and no local copy: no trial could load it
+            C.render_config_error(exc)
+            return
         st.warning(f"{info.name} is not on this machine yet: the first trial will try to download it "
                    "(this needs internet access).", icon=":material/cloud_download:")
         return
@@ -201,8 +206,120 @@ def _on_dataset_change() -> None:
         st.session_state["cfg_name"] = st.session_state["cfg_auto_name"] = name
 
 
+# The form's values outlive a visit to another screen: Streamlit drops a widget's state when its
+# page is left, so every cfg_* value is copied here (a key no widget uses) and put back on return.
+_FORM = "hpo.configure_form"
+_NOT_KEPT = ("cfg_start", "cfg_share_ok")  # buttons cannot be set; going ahead is asked again each time
+
+
+def _restore_form() -> None:
+    for key, value in (st.session_state.get(_FORM) or {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def _remember_form() -> None:
+    kept = dict(st.session_state.get(_FORM) or {})
+    kept.update({k: st.session_state[k] for k in list(st.session_state)
+                 if isinstance(k, str) and k.startswith("cfg_") and k not in _NOT_KEPT})
+    st.session_state[_FORM] = kept
+
+
+def _forget_in_form(key: str) -> None:
+    st.session_state.pop(key, None)
+    (st.session_state.get(_FORM) or {}).pop(key, None)
+
+
+class FormProblems(ConfigError):
+    """Every invalid field of the form, each in the form's own words."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def form_problems(*, name: str, n_trials: Any, minutes: Any, epochs: Any, max_samples: Any, seed: Any,
+                  tuned: list[str], ranges: dict[str, dict[str, Any]], workers: Any = None) -> list[str]:
+    """Everything wrong with the form at once, each named by its label on the form.
+
+    The same limits as ``StudyConfig.validate`` (which still checks the config the form makes),
+    said the way the form shows them: "Trials: must be at least 1", not "n_trials: ...".
+    """
+    out: list[str] = []
+    try:
+        check_study_name(name.strip(), "Study name")
+    except ConfigError as exc:
+        out.append(str(exc))
+    if n_trials is not None and n_trials < 0:
+        out.append(f"Trials: must be at least 1, or 0 for no limit with a time budget (got {_num(n_trials)})")
+    elif n_trials is not None and n_trials > 1_000_000:
+        out.append(f"Trials: at most 1000000 (got {_num(n_trials)})")
+    if minutes is not None and minutes < 0:
+        out.append(f"Time budget (min): must be 0 (no limit) or more (got {_num(minutes)})")
+    if not n_trials and not minutes:  # 0 and 0 (a negative one is reported above)
+        out.append("Trials / Time budget (min): give a number of trials, a time budget, or both")
+    if epochs is None or not 1 <= epochs <= MAX_EPOCHS:
+        out.append(f"Epochs per trial: must be from 1 to {MAX_EPOCHS} (got {_num(epochs or 0)})")
+    if max_samples is not None and max_samples != 0 and max_samples < 20:
+        out.append(f"Max training samples: 0 for all of them, or at least 20 (got {_num(max_samples)})")
+    if workers is not None:
+        top = demo.LIMITS["workers"] if demo.demo_enabled() else 16
+        if not 1 <= workers <= top:
+            out.append(f"Parallel workers: must be from 1 to {top} (got {_num(workers)})")
+    if seed is None or not 0 <= seed < 2**31:
+        out.append(f"Seed: must be from 0 to {2**31 - 1} (got {_num(seed or 0)})")
+    if not tuned:
+        out.append("Search space: tick at least one hyperparameter to tune")
+    for hp_name, r in ranges.items():
+        hp = HYPERPARAMETERS[hp_name]
+        what = f"{hp.title} range"
+        if "choices" in r:
+            if not r["choices"]:
+                out.append(f"{hp.title}: choose at least one option to try")
+            continue
+        low, high = r.get("low"), r.get("high")
+        if low is None or high is None:
+            out.append(f"{what}: give both a low and a high end")
+        elif low > high:
+            out.append(f"{what}: the low end {_num(low)} is above the high end {_num(high)}")
+        elif low < hp.low or high > hp.high:  # type: ignore[operator]
+            out.append(f"{what}: {_num(low)} to {_num(high)} is outside what can be searched, "
+                       f"{_num(hp.low)} to {_num(hp.high)}")  # type: ignore[arg-type]
+        elif hp.log and low <= 0:
+            out.append(f"{what}: searched on a log scale, so the low end must be above 0")
+    return out
+
+
+# What StudyConfig.validate and the demo limits call a field, and what the form calls it.
+_LABELS = {"n_trials / timeout_s": "Trials / Time budget", "n_trials": "Trials", "timeout_s": "Time budget",
+           "epochs": "Epochs per trial", "max_samples": "Max training samples", "workers": "Parallel workers",
+           "seed": "Seed", "name": "Study name", "health_weight": "Health weight", "dataset": "Data set",
+           "executor": "Run trials on", "sampler": "Sampler", "pruner": "Pruner", "tune": "Search space",
+           "mode": "Mode"}
+
+
+def in_user_words(message: str) -> str:
+    """A ConfigError from core, with the internal field name replaced by the form's label."""
+    head, sep, rest = message.partition(": ")
+    if sep and head in _LABELS:
+        return f"{_LABELS[head]}: {rest}"
+    for hp in HYPERPARAMETERS.values():
+        if message.startswith(f"'{hp.name}':"):
+            return f"{hp.title} range:{message[len(hp.name) + 3:]}"
+    return message
+
+
 def render_form() -> StudyConfig | None:
-    """Draw the form; return the StudyConfig to start when Start was pressed (None otherwise)."""
+    """Draw the form; return the StudyConfig to start when Start was pressed (None otherwise).
+
+    Raises:
+        FormProblems: Start was pressed with invalid fields (all of them listed); nothing starts.
+    """
+    _restore_form()
     infos = list_datasets()
     limits = demo.LIMITS if demo.demo_enabled() else None
     if limits:
@@ -233,14 +350,16 @@ def render_form() -> StudyConfig | None:
 
     st.subheader("3 · Budget")
     c1, c2, c3, c4 = st.columns(4)
-    n_trials = c1.number_input("Trials", min_value=0, value=DEFAULT_TRIALS, step=1, key="cfg_trials",
+    # No min_value/max_value: the browser would keep the previous value of a typed bad one (a red
+    # field, and Start would use a number the user no longer sees); form_problems reports it instead.
+    n_trials = c1.number_input("Trials", value=DEFAULT_TRIALS, step=1, key="cfg_trials",
                                help="How many models to train. 0 = no limit (then set a time budget).")
-    minutes = c2.number_input("Time budget (min)", min_value=0.0, value=limits["timeout_s"] / 60 if limits else 0.0,
+    minutes = c2.number_input("Time budget (min)", value=limits["timeout_s"] / 60 if limits else 0.0,
                               step=5.0, key="cfg_minutes",
                               help="Stop starting trials after this long. 0 = no time limit.")
-    epochs = c3.number_input("Epochs per trial", min_value=0, value=DEFAULT_EPOCHS, step=1, key="cfg_epochs",
+    epochs = c3.number_input("Epochs per trial", value=DEFAULT_EPOCHS, step=1, key="cfg_epochs",
                              help="Passes over the training data for each model.")
-    max_samples = c4.number_input("Max training samples", min_value=0, value=limits["max_samples"] if limits else 0,
+    max_samples = c4.number_input("Max training samples", value=limits["max_samples"] if limits else 0,
                                   step=100, key="cfg_max_samples",
                                   help="Cap on training examples, for quick studies. 0 = all of them.")
 
@@ -271,8 +390,23 @@ def render_form() -> StudyConfig | None:
                            help="Seeds the sampler, the data split and each trial's weights: same seed, same study.")
 
     name = st.text_input("Study name", key="cfg_name", max_chars=80)
-    if not st.button("Start study", type="primary", icon=":material/play_arrow:", key="cfg_start"):
+    _remember_form()
+    go_ahead = True
+    busy = state.running_on_this_machine() if executor == "local" else []
+    if busy:
+        cores = os.cpu_count() or 1
+        st.warning(f"{C.plain(', '.join(busy))} {'is' if len(busy) == 1 else 'are'} already training on this "
+                   f"machine ({cores} CPU core{'s' if cores != 1 else ''}). A second study shares the cores: "
+                   "both run about half as fast. Wait for it to finish, stop it in the list below, or go ahead.",
+                   icon=":material/speed:")
+        go_ahead = st.checkbox("Start anyway, sharing this machine", key="cfg_share_ok")
+    if not st.button("Start study", type="primary", icon=":material/play_arrow:", key="cfg_start", disabled=not go_ahead):
         return None
+    problems = form_problems(name=name, n_trials=n_trials, minutes=minutes, epochs=epochs,
+                             max_samples=max_samples, seed=seed, tuned=tuned, ranges=ranges,
+                             workers=extra.get("workers") if executor == "local" else None)
+    if problems:
+        raise FormProblems(problems)
     return StudyConfig(
         name=name.strip(),
         dataset=dataset,
@@ -293,6 +427,12 @@ def render_form() -> StudyConfig | None:
     )
 
 
+def render_problems(problems: list[str]) -> None:
+    """Why the study did not start: every problem at once, each on its own line."""
+    lines = [C.plain(p) for text in problems for p in str(text).splitlines() if p.strip()]
+    st.error("**The study was not started.**  \n" + "  \n".join(lines), icon=":material/error:")
+
+
 def start_study(config: StudyConfig) -> None:
     """Start it, or say exactly which setting to fix."""
     try:
@@ -300,13 +440,13 @@ def start_study(config: StudyConfig) -> None:
             demo.check_limits(config)
         state.start(config)
     except ConfigError as exc:
-        st.error(C.plain(exc), icon=":material/error:")
+        render_problems([in_user_words(str(exc))])
         return
     except Exception as exc:  # noqa: BLE001 - the runner could not start; say so, keep the form
         log.exception("starting study %s failed", config.name)
         st.error(f"Could not start the study: {type(exc).__name__}: {C.plain(exc, 500)}", icon=":material/error:")
         return
-    st.session_state.pop("cfg_name", None)  # a fresh name for the next study
+    _forget_in_form("cfg_name")  # a fresh name for the next study
     C.go_to(PAGE_TRIALS)
     st.success(f"Started {C.plain(config.name)}.")  # shown when the view runs without the router
 
@@ -327,13 +467,17 @@ def render_studies(was_running: bool) -> None:
     for i, s in enumerate(summaries[:25]):
         is_live = s.name in running
         with st.container(border=True, key=f"study-{i}-{safe_name(s.name)}"):
-            status = "running" if is_live else s.status
-            color = "blue" if is_live else {"finished": "green", "crashed": "red", "cancelled": "orange"}.get(status, "gray")
+            status = "running" if is_live else s.display_status
+            color = "blue" if is_live else {"finished": "green", "interrupted": "red", "crashed": "red",
+                                            "cancelled": "orange"}.get(status, "gray")
             desc = f" · {C.plain(s.config.dataset)} · {C.plain(s.config.mode)}" if s.config else ""
             counts = " · ".join(f"{n} {C.STATE_LABEL.get(k, k.lower())}" for k, n in sorted(s.counts.items()))
             st.markdown(f"**{C.plain(s.name)}** :{color}-badge[{C.plain(status)}]{desc}  \n{counts or 'no trials yet'}")
             if s.note:
                 st.caption(C.plain(s.note))
+            if not is_live and s.interrupted:
+                st.caption("Its runner ended without finishing (app restarted, process killed or crashed): "
+                           "Resume continues it; unfinished trials run again.")
             err = state.runner_error(s.name)
             if err:
                 st.error(f"The runner stopped with an error: {C.plain(err, 500)}")
@@ -347,7 +491,7 @@ def render_studies(was_running: bool) -> None:
                 try:
                     state.resume(s.name)
                 except ConfigError as exc:
-                    st.error(C.plain(exc))
+                    C.render_config_error(exc)
                 else:
                     C.go_to(PAGE_TRIALS)
             if cols[2].button("Stop", key=f"stop-{i}", icon=":material/stop_circle:", width="stretch",
@@ -363,9 +507,17 @@ def render_studies(was_running: bool) -> None:
 def main() -> None:
     st.title("Configure a study")
     st.caption("Choose data, a goal and a budget; HPO Studio trains the models and judges each on accuracy *and* health.")
-    config = render_form()
+    top = st.container()  # why a study did not start is said here, once, where the page begins
+    try:
+        config = render_form()
+    except FormProblems as exc:
+        config = None
+        with top:
+            render_problems(exc.problems)
+        st.toast("Not started: the problems are listed at the top of the page.", icon=":material/error:")
     if config is not None:
-        start_study(config)
+        with top:
+            start_study(config)
     st.divider()
     st.subheader("Studies")
     running = state.any_running()

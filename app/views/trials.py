@@ -38,11 +38,13 @@ def render_gallery(name: str, was_running: bool) -> None:
     running = state.is_running(name, summary)
     if was_running and not running:
         st.rerun()  # the study ended: a full rerun switches the live refresh off
+    interrupted = not running and summary is not None and summary.interrupted
     config = summary.config if summary else state.study_config(name)
     best = C.best_of(records, config)
     front = {r.number for r in pareto_front(records)} if config and config.mode == "pareto" else set()
 
-    C.render_summary(records, config, best, summary.created if summary else None, running)
+    C.render_summary(records, config, best, summary.created if summary else None, running, interrupted)
+    render_data_problem(records)
     if state.runner_error(name):
         st.error(f"The study stopped with an error: {C.plain(state.runner_error(name), 500)}")
     if summary and summary.note:
@@ -65,7 +67,7 @@ def render_gallery(name: str, was_running: bool) -> None:
     page = st.pagination(pages, key=f"page-{name}") if pages > 1 else 1
     visible = chosen[(page - 1) * C.CARDS_PER_PAGE : page * C.CARDS_PER_PAGE]
     st.caption(f"Showing {len(visible)} of {len(chosen)} trials ({len(records)} in the study)")
-    render_cards(visible, name, config, best, front)
+    render_cards(visible, name, config, best, front, orphaned=not running)
 
     with st.expander("Optimisation history", expanded=True):
         if any(r.state == "COMPLETE" for r in records):
@@ -74,8 +76,26 @@ def render_gallery(name: str, was_running: bool) -> None:
             st.caption("The history appears when the first trial completes.")
 
 
-def render_cards(visible: list[TrialRecord], name: str, config, best: TrialRecord | None, front: set[int]) -> None:
-    """Cards in rows of three (Streamlit stacks the columns on a phone)."""
+DATA_UNAVAILABLE = "data set is not available"  # how core.datasets.DatasetUnavailable messages begin
+
+
+def render_data_problem(records: list[TrialRecord]) -> None:
+    """Trials that failed because the data set could not be loaded (a download that failed): say it
+    once, whole, with what to do, rather than in every card cut to a line."""
+    why = next((r.error for r in records if r.state == "FAIL" and r.error and DATA_UNAVAILABLE in r.error), None)
+    if why:
+        n = sum(1 for r in records if r.state == "FAIL" and r.error and DATA_UNAVAILABLE in r.error)
+        st.error(f"**{n} trial{'s' if n != 1 else ''} failed because the data set could not be loaded.**  \n"
+                 + "  \n".join(C.plain(line) for line in why.removeprefix("invalid configuration: ").splitlines()
+                                if line.strip()), icon=":material/cloud_off:")
+
+
+def render_cards(visible: list[TrialRecord], name: str, config, best: TrialRecord | None, front: set[int],
+                 orphaned: bool = False) -> None:
+    """Cards in rows of three (Streamlit stacks the columns on a phone).
+
+    ``orphaned``: nobody runs the study, so its RUNNING trials are shown as interrupted.
+    """
     if not visible:
         st.caption("No trials to show yet: the first card appears when a worker picks up a trial.")
         return
@@ -84,7 +104,7 @@ def render_cards(visible: list[TrialRecord], name: str, config, best: TrialRecor
         for col, rec in zip(cols, visible[start : start + 3]):
             with col:
                 C.render_trial_card(rec, name, config, is_best=best is not None and rec.number == best.number,
-                                    on_front=rec.number in front)
+                                    on_front=rec.number in front, orphaned=orphaned)
 
 
 def main() -> None:
@@ -100,6 +120,8 @@ def main() -> None:
         st.caption(f"{C.plain(cfg.dataset)} · {C.plain(cfg.mode)} · optimising {C.objective_name(cfg)} · "
                    f"{C.plain(cfg.sampler)} sampler · {C.plain(cfg.pruner)} pruner · {C.plain(cfg.epochs)} epochs per trial")
     C.render_runner_controls(name, running, key="gallery")
+    if not running:
+        C.render_resume(summary, key="gallery")
     if running:
         st.caption(f":blue-badge[live] refreshing every {C.LIVE_INTERVAL_S:.0f} s while the study runs")
     # run_every only while something runs: an idle gallery costs nothing.
