@@ -181,7 +181,7 @@ def test_colour_by_and_layer_highlight_change_the_scene(home, records):
     assert at.radio(key="viewer-color").value == "dead_units"
     dead = scene_srcdoc(at)
     assert dead != first
-    assert any("never fired" in h.proto.body for h in at.get("html"))  # the legend explains the colours
+    assert any("carry no signal" in h.proto.body for h in at.get("html"))  # the legend explains the colours
 
     target = next(i for i, lay in enumerate(arch.layers) if lay.layer_type == "dense")
     at.session_state[f"viewer-layers-{STUDY}-{best.number}"] = {"selection": {"rows": [target], "columns": []}}
