@@ -163,7 +163,8 @@ def collect(storage: str, names: list[str]) -> dict[str, list[dict]]:
 def render(results: dict) -> str:
     lines = []
     for dataset, res in results.items():
-        lines.append(f"\n**{dataset}**: {res['trials']} complete trials in {res['studies']} studies "
+        lines.append(f"\n**{dataset}**: {res['trials']} complete trials in {res['studies']} "
+                     f"stud{'y' if res['studies'] == 1 else 'ies'} "
                      f"(validation vs shifted accuracy, Spearman {res.get('val_vs_shifted', float('nan')):.2f})\n")
         lines.append("| figure | Spearman ρ with the shifted-accuracy residual | 95 % CI |")
         lines.append("|---|---|---|")
