@@ -751,7 +751,7 @@ def make_layer_figures(result: TrialResult) -> tuple["go.Figure | None", "go.Fig
         grad_fig.add_hrect(y0=lo, y1=hi, fillcolor="rgba(47,158,68,0.08)", line_width=0,
                            annotation_text="healthy band", annotation_position="top left")
         span = [math.log10(v) for v in vals]  # type: ignore[arg-type]
-        grad_fig.update_yaxes(type="log", title="weight update / weight size (last epoch)",
+        grad_fig.update_yaxes(type="log", title="update / weight size, per step",
                               range=[min(min(span), lo) - 0.5, max(max(span), hi) + 0.5])
         _layout(grad_fig, "How far each layer's weights moved", height=300)
     return dead_fig, grad_fig
