@@ -162,14 +162,16 @@ def test_stop_trial_cancels_the_job(tmp_path):
         ex.submit(spec(0, tmp_path, epochs=40))
         ex.submit(spec(1, tmp_path, epochs=40))  # one of the two waits in RunPod's queue: one fake worker
         first = None
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # the first epoch event (seconds on a busy machine)
         while first is None and time.monotonic() < deadline:
             first = next((e for e in ex.events(0.1) if isinstance(e, EpochEvent)), None)
         assert first is not None
         running, queued = first.trial_number, 1 - first.trial_number
         t0 = time.monotonic()
+        # The queued job first: cancelled while the one fake worker is still busy, so it can never start
+        # (the other order races the freed worker for it on a loaded machine).
+        ex.stop_trial(queued)
         ex.stop_trial(running)  # the worker's stop flag is raised
-        ex.stop_trial(queued)  # cancelled before it starts
         results = {}
         while len(results) < 2 and time.monotonic() - t0 < 5:
             results.update({e.trial_number: e.result for e in ex.events(0.1) if isinstance(e, DoneEvent)})

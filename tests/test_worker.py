@@ -312,8 +312,10 @@ def test_job_limits_refuse_too_many_epochs_before_any_data_loads(monkeypatch):
     out = worker.run_job({"spec": spec, "limits": {"max_epochs": 10}}, train=never)
     assert out == {"error": "invalid job input: epochs: 50 is over this job's cap of 10"}
     monkeypatch.setenv("HPO_WORKER_MAX_EPOCHS", "20")
-    out = worker.run_job({"spec": dict(spec, epochs=10**9)}, train=never)  # no client cap: the worker's own
-    assert out["error"] == "invalid job input: epochs: 1000000000 is over this job's cap of 20"
+    out = worker.run_job({"spec": dict(spec, epochs=30)}, train=never)  # no client cap: the worker's own
+    assert out["error"] == "invalid job input: epochs: 30 is over this job's cap of 20"
+    out = worker.run_job({"spec": dict(spec, epochs=10**9)}, train=never)  # outside the search space: refused first
+    assert out["error"].startswith("invalid job input: epochs: must be a whole number from 1 to 500")
     out = worker.run_job({"spec": spec, "limits": {"max_epochs": 100}}, train=never)  # a client cannot raise it
     assert "cap of 20" in out["error"]
     for bad in ({"max_seconds": -1}, {"max_seconds": float("nan")}, {"max_seconds": True}, {"max_epochs": "9"},
