@@ -229,29 +229,16 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
     result.class_accuracy = [None if not math.isfinite(v) else round(float(v), 4) for v in recall]
     result.health = report.metrics
     result.health_score = report.score
-    result.layers = [
-        LayerHealth(
-            name=lay["name"],
-            layer_type=lay["layer_type"],
-            units=int(lay["units"]),
-            dead_fraction=lay.get("dead_fraction"),
-            grad_norm=lay.get("grad_norm"),
-            activation_mean=lay.get("activation_mean"),
-            update_ratio=lay.get("update_ratio"),
-            gradient_score=lay.get("gradient_score"),
-            dead_label=lay.get("dead_label"),
-        )
-        for lay in report.layers
-    ]
+    result.layers = [LayerHealth(**lay) for lay in report.layers]  # measure()'s rows are LayerHealth's fields
     timings["health"] = time.perf_counter() - t + monitor.seconds
+    raw = {**stats, "test_accuracy": result.test_accuracy, "shifted_accuracy": result.shifted_accuracy}
     if stats_out is not None:
-        stats_out.update(stats, test_accuracy=result.test_accuracy, shifted_accuracy=result.shifted_accuracy)
+        stats_out.update(raw)
     keep = os.environ.get("HPO_KEEP_HEALTH_STATS")
     if keep:  # benchmarks: keep the raw figures so a trial can be re-scored when a definition changes
         path = Path(keep) / f"{spec.study}-{spec.trial_number:04d}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**stats, "test_accuracy": result.test_accuracy,
-                                    "shifted_accuracy": result.shifted_accuracy}))
+        path.write_text(json.dumps(raw))
     result.status = "complete"
     # The 3D view's data is made here, where the model is in memory, so the UI can draw any
     # trial without importing TensorFlow (and without the TF/Mesa clash in one process).
