@@ -15,10 +15,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "ConfigError": "core.config",
-    "Settings": "core.config",
+    "ConfigError": "core.errors",
+    "Settings": "core.paths",
     "StudyConfig": "core.config",
-    "TrialFailed": "core.config",
     "TrialResult": "core.config",
     "TrialSpec": "core.config",
     "run_trial": "core.training",

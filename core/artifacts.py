@@ -7,10 +7,9 @@ Layout (``Settings.study_dir(name)`` = ``<HPO_HOME>/runs/<slug>-<hash>/``, uniqu
         trial-0000/result.json     the TrialResult (always kept)
         ...
 
-``run_trial`` writes a trial's folder; the runner writes ``result.json`` for trials
-that ended without one (failed, stopped, remote) and keeps only the best k models.
-Exported files are named ``<study>_<what>[_trial-NNNN][_<metric>-<value>]_<YYYYmmdd-HHMMSS>.<ext>``
-so a download folder sorts by study and stays readable.
+:func:`save_result` is the one writer of ``result.json``: ``run_trial``, the RunPod client and the
+runner (for trials that ended without one: failed, stopped) all call it; the runner keeps only
+the best k models.  Names and paths (folders, files, download names) come from ``core.paths``.
 """
 
 from __future__ import annotations
@@ -23,6 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from core.config import ConfigError, Settings, StudyConfig, TrialResult, check_study_name, safe_name, to_json
+from core.paths import (  # noqa: F401
+    MODEL_FILE,
+    RESULT_FILE,
+    download_name,
+    model_download_name,
+    study_dir,
+    trial_dir,
+    trial_number_of,
+)
 from core.health import METRICS as HEALTH_KEYS
 
 if TYPE_CHECKING:
@@ -32,64 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hpo.artifacts")
 
-MODEL_FILE = "model.keras"
-RESULT_FILE = "result.json"
-TRIAL_PREFIX = "trial-"
-
-
-
-# --------------------------------------------------------------------------- paths and names
-
-
-def study_dir(study_name: str, settings: Settings | None = None) -> Path:
-    """``runs/<study>/`` (not created)."""
-    return (settings or Settings.from_env()).study_dir(study_name)
-
-
-def trial_dir(study_name: str, number: int, settings: Settings | None = None) -> Path:
-    """``runs/<study>/trial-NNNN/`` (not created)."""
-    return study_dir(study_name, settings) / f"{TRIAL_PREFIX}{number:04d}"
-
-
-def trial_number_of(path: Path) -> int | None:
-    """The trial number in a ``trial-NNNN`` folder name, or None."""
-    name = Path(path).name
-    if not name.startswith(TRIAL_PREFIX):
-        return None
-    try:
-        return int(name[len(TRIAL_PREFIX) :])
-    except ValueError:
-        return None
-
-
-def artifact_name(
-    study: str,
-    what: str,
-    ext: str,
-    *,
-    trial: int | None = None,
-    metric: str | None = None,
-    value: float | None = None,
-    when: dt.datetime | None = None,
-) -> str:
-    """A file name that says what a file is: ``mnist-run_model_trial-0007_val-acc-0.9731_20250101-120000.keras``.
-
-    Args:
-        study: study name (made path-safe).
-        what: "trials", "study", "model", "config", "scene" ...
-        ext: extension without the dot.
-        trial: trial number, when the file belongs to one trial.
-        metric, value: a headline figure, e.g. ("val-acc", 0.9731).
-        when: timestamp (default now).
-    """
-    parts = [safe_name(study), safe_name(what)]
-    if trial is not None:
-        parts.append(f"{TRIAL_PREFIX}{int(trial):04d}")
-    if metric and value is not None:
-        parts.append(f"{safe_name(metric)}-{value:.4f}")
-    parts.append((when or dt.datetime.now()).strftime("%Y%m%d-%H%M%S"))
-    return "_".join(parts) + "." + ext.lstrip(".")
-
+# Names and paths are owned by core.paths; the names below are re-exported for today's callers.
+artifact_name = download_name  # app/ still calls it by this name
 
 # --------------------------------------------------------------------------- trial files
 
@@ -292,23 +244,22 @@ def export_study(
     records = load_records(name, storage_url)
     written: dict[str, Path] = {}
 
-    csv_path = out / artifact_name(name, "trials", "csv", when=when)
+    csv_path = out / download_name(name, "trials", "csv", when=when)
     study_table(records, config).to_csv(csv_path, index=False)
     written["csv"] = csv_path
 
-    json_path = out / artifact_name(name, "study", "json", when=when)
+    json_path = out / download_name(name, "study", "json", when=when)
     json_path.write_text(study_json(name, records, config, {"user_attrs": study.user_attrs}))
     written["json"] = json_path
 
     best = best_record(records, config) if config else None
     if best is not None:
-        cfg_path = out / artifact_name(name, "config", "json", trial=best.number, when=when)
+        cfg_path = out / download_name(name, "config", "json", trial=best.number, when=when)
         cfg_path.write_text(json.dumps(reproduce_config(best), indent=2))
         written["config"] = cfg_path
         src = model_path(best.result)
         if src is not None:
-            dst = out / artifact_name(name, "model", "keras", trial=best.number, metric="val-acc",
-                                      value=best.val_accuracy, when=when)
+            dst = out / model_download_name(name, best.number, best.val_accuracy, when=when)
             shutil.copy2(src, dst)
             written["model"] = dst
     log.info("exported study %s to %s: %s", name, out, ", ".join(p.name for p in written.values()))

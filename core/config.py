@@ -8,200 +8,27 @@ come from :class:`Settings`, which reads one environment variable, ``HPO_HOME``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import os
-import re
-import stat
-import tempfile
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ConfigError(ValueError):
-    """A setting the user can fix. The message names the setting and what to do."""
-
-
-class TrialFailed(RuntimeError):
-    """One trial is lost (NaN loss, out of memory, bad combination); the study goes on."""
-
-
-# --------------------------------------------------------------------------- paths
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Where HPO Studio keeps its files.
-
-    ``runs/``, ``logs/`` and ``datasets/`` live under one home folder, the project
-    folder by default, so tests, benchmarks and a hosted demo can each move all
-    three with ``HPO_HOME``.  ``HPO_DATASETS`` moves only the data-set cache (useful
-    to share downloads between homes).
-    """
-
-    home: Path
-    # Folders outside ``home`` where a trial's artifacts may go because the user chose them
-    # explicitly (``python -m core trial --out DIR``); a spec alone can never add one.
-    outputs: tuple[Path, ...] = ()
-
-    @classmethod
-    def from_env(cls) -> "Settings":
-        return cls(home=Path(os.environ.get("HPO_HOME", PROJECT_ROOT)).resolve())
-
-    def with_output(self, folder: str | Path) -> "Settings":
-        """These settings, also allowing artifacts in ``folder`` (an explicit command-line choice)."""
-        return dataclasses.replace(self, outputs=(*self.outputs, Path(folder).resolve()))
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.home / "runs"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def datasets_dir(self) -> Path:
-        override = os.environ.get("HPO_DATASETS")
-        return Path(override).resolve() if override else self.home / "datasets"
-
-    @property
-    def default_storage(self) -> str:
-        # SQLite is enough for one writing runner and polling readers (measured, DESIGN.md).
-        return f"sqlite:///{self.runs_dir / 'studies.db'}"
-
-    def study_dir(self, study_name: str) -> Path:
-        """``runs/<slug>-<hash>/``: distinct names never share a folder (see :func:`study_folder_name`).
-
-        Raises:
-            ConfigError: the name has control characters or path parts.
-        """
-        return self.runs_dir / study_folder_name(study_name)
-
-    def trial_dir(self, spec: "TrialSpec") -> Path:
-        """Where a trial's model and result go: ``spec.artifacts_dir`` or ``runs/<study>/trial-NNNN``.
-
-        A spec comes from outside (a file, a job, a shared storage), so the folder it names
-        is honoured only inside ``home``, inside a folder the user chose explicitly
-        (``outputs``), or when it is a private scratch folder this user just made
-        (``tempfile.mkdtemp``: existing, empty, mode 0700, ours; what a RunPod worker uses).
-
-        Raises:
-            ConfigError: the folder is anywhere else; the message says how to choose one.
-        """
-        if not spec.artifacts_dir:
-            return self.study_dir(spec.study) / f"trial-{int(spec.trial_number):04d}"
-        folder = Path(spec.artifacts_dir)
-        resolved = folder.resolve()
-        if any(_inside(resolved, root) for root in (self.home.resolve(), *self.outputs)) or _private_scratch(resolved):
-            return resolved
-        raise ConfigError(
-            f"artifacts_dir: {str(folder)[:200]!r} is outside HPO_HOME ({self.home}); leave it empty to use "
-            f"runs/<study>/, or choose another folder explicitly on the command line (python -m core trial --out DIR)"
-        )
-
-    def ensure(self) -> "Settings":
-        for d in (self.runs_dir, self.logs_dir, self.datasets_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        return self
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def _private_scratch(path: Path) -> bool:
-    """An existing, empty folder with mode 0700 owned by this user: what ``tempfile.mkdtemp`` makes.
-
-    A hostile spec can name a folder but cannot make one like this for the user running it.
-    """
-    try:
-        st = path.stat()
-        return (stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
-                and (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not any(path.iterdir())
-                and _inside(path, Path(tempfile.gettempdir()).resolve()))
-    except OSError:
-        return False
-
-
-def safe_name(name: str) -> str:
-    """A name reduced to characters that are safe in a file name (readable, not unique: see study_folder_name)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
-    return cleaned or "study"
-
-
-MAX_NAME_LENGTH = 120  # a study name; StudyConfig asks for 80 (the UI's field), "<name>-reproduce" needs room
-
-
-def check_study_name(name: Any, what: str = "name") -> str:
-    """Refuse study names that cannot be shown or stored safely; return the name.
-
-    A name may hold any printable text (spaces, accents, punctuation) but no control
-    characters (NUL, newlines, tabs ...) and no path parts (``/``, ``\\``, a bare ``..``).
-
-    Raises:
-        ConfigError: the message names the problem and what to type instead.
-    """
-    if not isinstance(name, str):
-        raise ConfigError(f"{what}: the study name must be text (got {type(name).__name__})")
-    if not name.strip():
-        raise ConfigError(f"{what}: give the study a name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ConfigError(f"{what}: keep the study name under {MAX_NAME_LENGTH} characters (got {len(name)})")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
-        raise ConfigError(f"{what}: the study name may not contain control characters (newlines, tabs, NUL); "
-                          "use letters, digits, spaces, '-' or '_'")
-    if "/" in name or "\\" in name or name.strip().strip(".") == "":
-        raise ConfigError(f"{what}: the study name may not contain '/' or '\\' or be only dots; "
-                          "use letters, digits, spaces, '-' or '_'")
-    return name
-
-
-def study_folder_name(name: str) -> str:
-    """The folder of study ``name`` under runs/: a readable slug plus a hash of the exact name.
-
-    ``"col a"``, ``"col-a"`` and ``"Col-A"`` get three folders (``col-a-1f3e...``); the slug
-    keeps the folder recognisable, the hash makes it unique (10 hex digits of SHA-256).
-    Studies written before this naming (``runs/<slug>/``) keep their stored model paths,
-    so they are still found; new trials of a resumed old study go to the new folder.
-
-    Raises:
-        ConfigError: see :func:`check_study_name`.
-    """
-    check_study_name(name)
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
-    return f"{safe_name(name)[:40].rstrip('-.') or 'study'}-{digest}"
-
-
-def as_number(value: Any, what: str, *, integer: bool = False) -> float | int:
-    """``value`` as a finite number, or a ConfigError naming ``what`` (bools, text, NaN and inf refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{what}: must be {kind} (got {_brief(value)})")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{what}: must be a finite number (got {value})")
-    if integer:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ConfigError(f"{what}: must be a whole number (got {value})")
-            return int(value)
-        return value
-    return value
-
-
-def _brief(value: Any, limit: int = 60) -> str:
-    """A value for a one-line message: its repr, cut, on one line."""
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - a message must never fail (deep nesting, odd objects)
-        text = f"<{type(value).__name__}>"
-    text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+# Re-exported so ``from core.config import Settings, ConfigError ...`` keeps working; the owners are
+# core.errors (the error vocabulary) and core.paths (names and paths on disk).
+from core.errors import ConfigError, as_number, brief
+from core.paths import (  # noqa: F401
+    MAX_NAME_LENGTH,
+    PROJECT_ROOT,
+    Settings,
+    check_study_name,
+    safe_name,
+    study_folder_name,
+)
+# One-way: the data-set registry and the search space know nothing of this module (they use
+# core.errors and core.paths), so validating against them here makes no import cycle.
+from core.datasets import get_info
+from core.search_space import DEFAULT_TUNED, MAX_EPOCHS, validate_params, validate_space
 
 
 def parse_json(text: str | bytes, what: str) -> Any:
@@ -251,7 +78,6 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------- trial spec / result
 
 MODES = ("simple", "health-aware", "pareto")
-MAX_EPOCHS = 500  # per trial, from any entry point: beyond this a typo, not a plan
 
 
 @dataclass
@@ -311,11 +137,8 @@ class TrialSpec:
         Raises:
             ConfigError: one line naming the field and what to do.
         """
-        from core.datasets import get_info
-        from core.search_space import validate_params
-
         if not isinstance(self.dataset, str):
-            raise ConfigError(f"dataset: must be a data set name (got {_brief(self.dataset)})")
+            raise ConfigError(f"dataset: must be a data set name (got {brief(self.dataset)})")
         kind = get_info(self.dataset).kind  # ConfigError listing valid names
         if not isinstance(self.params, dict):
             raise ConfigError("params: must be a mapping of hyperparameter name to value")
@@ -333,15 +156,15 @@ class TrialSpec:
                 raise ConfigError(f"{name}: must be a whole number from 0 to {2**32 - 1} (got {value})")
             setattr(self, name, value)
         if not isinstance(self.mode, str) or self.mode not in MODES:
-            raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {_brief(self.mode)})")
+            raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {brief(self.mode)})")
         self.health_weight = as_number(self.health_weight, "health_weight")
         if not 0.0 <= self.health_weight <= 1.0:
             raise ConfigError(f"health_weight: must be between 0 and 1 (got {self.health_weight})")
         check_study_name(self.study, "study")
         if not isinstance(self.save_model, bool):
-            raise ConfigError(f"save_model: must be true or false (got {_brief(self.save_model)})")
+            raise ConfigError(f"save_model: must be true or false (got {brief(self.save_model)})")
         if self.artifacts_dir is not None and (not isinstance(self.artifacts_dir, str) or "\x00" in self.artifacts_dir):
-            raise ConfigError(f"artifacts_dir: must be empty or a folder path (got {_brief(self.artifacts_dir)})")
+            raise ConfigError(f"artifacts_dir: must be empty or a folder path (got {brief(self.artifacts_dir)})")
 
 
 @dataclass
@@ -510,14 +333,10 @@ class StudyConfig:
 
     @property
     def kind(self) -> str:
-        from core.datasets import get_info
-
         return get_info(self.dataset).kind
 
     @property
     def tuned(self) -> list[str]:
-        from core.search_space import DEFAULT_TUNED
-
         return list(self.tune) if self.tune is not None else list(DEFAULT_TUNED[self.kind])
 
     @property
@@ -526,17 +345,14 @@ class StudyConfig:
 
     def validate(self) -> "StudyConfig":
         """Refuse bad settings before any work starts; each message names the setting."""
-        from core.datasets import get_info
-        from core.search_space import validate_params, validate_space
-
         check_study_name(self.name, "name")
         if len(self.name) > 80:
             raise ConfigError("name: keep it under 80 characters")
         if not isinstance(self.dataset, str):
-            raise ConfigError(f"dataset: must be a data set name (got {_brief(self.dataset)})")
+            raise ConfigError(f"dataset: must be a data set name (got {brief(self.dataset)})")
         info = get_info(self.dataset)  # ConfigError listing valid names
         if not isinstance(self.mode, str) or self.mode not in MODES:
-            raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {_brief(self.mode)})")
+            raise ConfigError(f"mode: must be one of {', '.join(MODES)} (got {brief(self.mode)})")
         self.health_weight = as_number(self.health_weight, "health_weight")
         if not 0.0 <= self.health_weight <= 1.0:
             raise ConfigError(f"health_weight: must be between 0 and 1 (got {self.health_weight})")
@@ -559,39 +375,39 @@ class StudyConfig:
                 raise ConfigError(f"max_samples: leave empty for all data or give a whole number >= 20 (got {self.max_samples})")
         if self.tune is not None and (not isinstance(self.tune, (list, tuple))
                                       or not all(isinstance(t, str) for t in self.tune)):
-            raise ConfigError(f"tune: must be a list of hyperparameter names (got {_brief(self.tune)})")
+            raise ConfigError(f"tune: must be a list of hyperparameter names (got {brief(self.tune)})")
         if not isinstance(self.ranges, dict):
-            raise ConfigError(f"ranges: must map hyperparameter names to ranges (got {_brief(self.ranges)})")
+            raise ConfigError(f"ranges: must map hyperparameter names to ranges (got {brief(self.ranges)})")
         if not isinstance(self.fixed, dict):
-            raise ConfigError(f"fixed: must map hyperparameter names to values (got {_brief(self.fixed)})")
+            raise ConfigError(f"fixed: must map hyperparameter names to values (got {brief(self.fixed)})")
         validate_space(info.kind, self.tuned, self.ranges)
         self.fixed = validate_params(self.fixed, info.kind, what="fixed")
         if not self.tuned:
             raise ConfigError("tune: choose at least one hyperparameter to search")
         if not isinstance(self.sampler, str) or self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)} (got {_brief(self.sampler)})")
+            raise ConfigError(f"sampler: must be one of {', '.join(SAMPLERS)} (got {brief(self.sampler)})")
         if self.mode == "pareto" and self.sampler not in ("nsga2", "motpe", "random"):
             raise ConfigError("sampler: pareto mode has two objectives; use nsga2, motpe or random")
         if self.mode != "pareto" and self.sampler in ("nsga2", "motpe"):
             raise ConfigError(f"sampler: {self.sampler} is for pareto mode; use tpe or random")
         if not isinstance(self.pruner, str) or self.pruner not in PRUNERS:
-            raise ConfigError(f"pruner: must be one of {', '.join(PRUNERS)} (got {_brief(self.pruner)})")
+            raise ConfigError(f"pruner: must be one of {', '.join(PRUNERS)} (got {brief(self.pruner)})")
         if self.mode == "pareto" and self.pruner != "none":
             raise ConfigError("pruner: Optuna cannot prune multi-objective (pareto) studies; choose 'none'")
         if not isinstance(self.executor, str) or self.executor not in EXECUTORS:
-            raise ConfigError(f"executor: must be one of {', '.join(EXECUTORS)} (got {_brief(self.executor)})")
+            raise ConfigError(f"executor: must be one of {', '.join(EXECUTORS)} (got {brief(self.executor)})")
         max_workers = 6 if self.executor == "runpod" else 16
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 1 <= self.workers <= max_workers:
-            raise ConfigError(f"workers: must be from 1 to {max_workers} for {self.executor} (got {_brief(self.workers)})")
+            raise ConfigError(f"workers: must be from 1 to {max_workers} for {self.executor} (got {brief(self.workers)})")
         if isinstance(self.keep_best_k, bool) or not isinstance(self.keep_best_k, int) or self.keep_best_k < 1:
-            raise ConfigError(f"keep_best_k: keep at least 1 model (got {_brief(self.keep_best_k)})")
+            raise ConfigError(f"keep_best_k: keep at least 1 model (got {brief(self.keep_best_k)})")
         self.seed = as_number(self.seed, "seed", integer=True)
         if not 0 <= self.seed < 2**31:
             raise ConfigError(f"seed: must be a whole number from 0 to {2**31 - 1} (got {self.seed})")
         for name in ("storage", "runpod_endpoint"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or "\x00" in value):
-                raise ConfigError(f"{name}: must be empty or text (got {_brief(value)})")
+                raise ConfigError(f"{name}: must be empty or text (got {brief(value)})")
         return self
 
     def trial_spec(self, params: dict[str, Any], trial_number: int) -> TrialSpec:

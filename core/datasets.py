@@ -47,7 +47,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from core.config import ConfigError, Settings
+from core.errors import ConfigError
+from core.paths import Settings
 
 log = logging.getLogger("hpo.datasets")
 

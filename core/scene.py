@@ -848,27 +848,17 @@ def export_filename(
     """A download file name carrying study, trial, metric and time.
 
     ``export_filename("my study", 7, "val_accuracy", 0.91234, "png")`` ->
-    ``"my-study_trial-007_val_accuracy-0.9123_20250102-153000.png"``.
+    ``"my-study_scene_trial-0007_val-acc-0.9123_20250102-153000.png"`` (``core.paths.download_name``).
 
     Args:
         study: Study name (reduced to path-safe characters).
-        trial: Trial number (zero-padded to 3 digits) or label; None leaves it out.
+        trial: Trial number (``trial-NNNN``) or label; None leaves it out.
         metric_name: Metric shown in the name, e.g. ``val_accuracy``; None leaves the metric out.
         metric_value: Its value (4 decimals); None or NaN is written ``na``.
         ext: Extension, with or without the dot.
         when: Timestamp (local time); now if None.
     """
-    import re
+    from core.paths import WHAT_BY_EXT, download_name  # the one naming rule for every download
 
-    def safe(text: str) -> str:
-        cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")
-        return cleaned or "x"
-
-    parts = [safe(study) if study else "study"]
-    if trial is not None:
-        parts.append(f"trial-{trial:03d}" if isinstance(trial, int) else f"trial-{safe(trial)}")
-    if metric_name:
-        ok = metric_value is not None and math.isfinite(float(metric_value))
-        parts.append(f"{safe(metric_name)}-{float(metric_value):.4f}" if ok else f"{safe(metric_name)}-na")
-    parts.append((when or datetime.now()).strftime("%Y%m%d-%H%M%S"))
-    return "_".join(parts) + "." + safe(ext.lstrip("."))
+    return download_name(study, WHAT_BY_EXT.get(ext.lstrip("."), "scene"), ext, trial=trial, metric=metric_name,
+                         value=metric_value, when=when)

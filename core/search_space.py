@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from core.config import MAX_EPOCHS, ConfigError, _brief, as_number
+from core.errors import ConfigError, as_number, brief
+
+MAX_EPOCHS = 500  # per trial, from any entry point: beyond this a typo, not a plan
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "swish", "tanh")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -177,19 +179,19 @@ def validate_space(kind: str, tune: Iterable[str], ranges: Mapping[str, Mapping[
     known = {h.name for h in hyperparameters_for(kind)}
     for name in tune:
         if not isinstance(name, str) or name not in HYPERPARAMETERS:
-            raise ConfigError(f"unknown hyperparameter {_brief(name)}; known: {', '.join(sorted(HYPERPARAMETERS))}")
+            raise ConfigError(f"unknown hyperparameter {brief(name)}; known: {', '.join(sorted(HYPERPARAMETERS))}")
         if name not in known:
             raise ConfigError(f"hyperparameter '{name}' does not apply to {kind} data; choose from {', '.join(sorted(known))}")
     if ranges is None:
         return
     if not isinstance(ranges, Mapping):
-        raise ConfigError(f"ranges: must map hyperparameter names to ranges (got {_brief(ranges)})")
+        raise ConfigError(f"ranges: must map hyperparameter names to ranges (got {brief(ranges)})")
     for name, r in ranges.items():
         hp = HYPERPARAMETERS.get(name) if isinstance(name, str) else None
         if hp is None:
-            raise ConfigError(f"range given for unknown hyperparameter {_brief(name)}; known: {', '.join(sorted(HYPERPARAMETERS))}")
+            raise ConfigError(f"range given for unknown hyperparameter {brief(name)}; known: {', '.join(sorted(HYPERPARAMETERS))}")
         if not isinstance(r, Mapping):
-            raise ConfigError(f"'{name}': a range is low/high or a list of choices (got {_brief(r)})")
+            raise ConfigError(f"'{name}': a range is low/high or a list of choices (got {brief(r)})")
         _check_range(hp, r)
 
 
@@ -197,18 +199,18 @@ def _check_range(hp: Hyperparameter, r: Mapping[str, Any]) -> None:
     if hp.kind in ("categorical", "bool"):
         extra = set(r) - {"choices"}
         if extra:
-            raise ConfigError(f"'{hp.name}': a choice knob takes only 'choices' (got {_brief(sorted(map(str, extra)))})")
+            raise ConfigError(f"'{hp.name}': a choice knob takes only 'choices' (got {brief(sorted(map(str, extra)))})")
         choices = r.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
             raise ConfigError(f"'{hp.name}': choose at least one option from {hp.describe_range()}")
         allowed = hp.range_dict()["choices"]
         bad = [c for c in choices if not _is_choice(c, allowed)]
         if bad:
-            raise ConfigError(f"'{hp.name}': {_brief(bad)} not allowed; options are {hp.describe_range()}")
+            raise ConfigError(f"'{hp.name}': {brief(bad)} not allowed; options are {hp.describe_range()}")
         return
     extra = set(r) - {"low", "high"}
     if extra:
-        raise ConfigError(f"'{hp.name}': a numeric knob takes 'low' and 'high' (got {_brief(sorted(map(str, extra)))})")
+        raise ConfigError(f"'{hp.name}': a numeric knob takes 'low' and 'high' (got {brief(sorted(map(str, extra)))})")
     low, high = r.get("low", hp.low), r.get("high", hp.high)
     if low is None or high is None:
         raise ConfigError(f"'{hp.name}': give both a low and a high value")
@@ -244,7 +246,7 @@ def validate_value(hp: Hyperparameter, value: Any, what: str = "params") -> Any:
     label = f"{what}: '{hp.name}'"
     if hp.kind in ("categorical", "bool"):
         if not _is_choice(value, hp.range_dict()["choices"]):
-            raise ConfigError(f"{label} must be one of {hp.describe_range()} (got {_brief(value)})")
+            raise ConfigError(f"{label} must be one of {hp.describe_range()} (got {brief(value)})")
         return value
     number = as_number(value, label, integer=hp.kind == "int")
     low, high = value_limits(hp)
@@ -270,13 +272,13 @@ def validate_params(params: Mapping[str, Any], kind: str | None = None, *, what:
         ConfigError: an unknown name, a wrong type, NaN/inf, or a value out of range.
     """
     if not isinstance(params, Mapping):
-        raise ConfigError(f"{what}: must map hyperparameter names to values (got {_brief(params)})")
+        raise ConfigError(f"{what}: must map hyperparameter names to values (got {brief(params)})")
     known = {h.name for h in hyperparameters_for(kind)} if kind is not None else set(HYPERPARAMETERS)
     out: dict[str, Any] = {}
     for name, value in params.items():
         if not isinstance(name, str) or name not in known:
             where = f" for {kind} data" if kind else ""
-            raise ConfigError(f"{what}: unknown hyperparameter {_brief(name)}{where}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"{what}: unknown hyperparameter {brief(name)}{where}; known: {', '.join(sorted(known))}")
         out[name] = validate_value(HYPERPARAMETERS[name], value, what)
     return out
 

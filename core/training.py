@@ -23,7 +23,9 @@ from typing import Any, Callable
 import numpy as np
 
 from core import health as H
+from core.artifacts import save_result
 from core.config import ConfigError, LayerHealth, Settings, TrialResult, TrialSpec
+from core.paths import MODEL_FILE, RESULT_FILE, health_stats_file
 
 log = logging.getLogger("hpo.training")
 
@@ -126,7 +128,7 @@ def run_trial(
     timings["total"] = time.perf_counter() - t_start
     result.timings = {k: round(v, 4) for k, v in timings.items()}
     if result.result_path:
-        Path(result.result_path).write_text(result.to_json(indent=2))
+        save_result(result, Path(result.result_path).parent)
     return result
 
 
@@ -236,7 +238,7 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
         stats_out.update(raw)
     keep = os.environ.get("HPO_KEEP_HEALTH_STATS")
     if keep:  # benchmarks: keep the raw figures so a trial can be re-scored when a definition changes
-        path = Path(keep) / f"{spec.study}-{spec.trial_number:04d}.json"
+        path = health_stats_file(keep, spec.study, spec.trial_number)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(raw))
     result.status = "complete"
@@ -255,10 +257,10 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
         t = time.perf_counter()
         out = _result_dir(spec, settings)
         out.mkdir(parents=True, exist_ok=True)
-        model_path = out / "model.keras"
+        model_path = out / MODEL_FILE
         model.save(model_path)
         result.model_path = str(model_path)
-        result.result_path = str(out / "result.json")
+        result.result_path = str(out / RESULT_FILE)  # written by save_result when the trial is done
         timings["save"] = time.perf_counter() - t
 
 

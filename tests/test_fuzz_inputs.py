@@ -27,9 +27,9 @@ from core.config import (
     Settings,
     StudyConfig,
     TrialSpec,
-    _private_scratch,
     study_folder_name,
 )
+from core.paths import _private_scratch
 from core.search_space import HYPERPARAMETERS
 
 _BASE = settings(derandomize=True, database=None, deadline=None,

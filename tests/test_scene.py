@@ -23,7 +23,7 @@ from core.architecture import ArchitectureVisualization, LayerVisualization, log
 
 pv = pytest.importorskip("pyvista")
 imageio = pytest.importorskip("imageio")
-from core import scene  # noqa: E402  (after the importorskip guards)
+from core import paths, scene  # noqa: E402  (after the importorskip guards)
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = (240, 160)
@@ -254,6 +254,10 @@ def test_app_page_loads_vtk_js_from_a_url_and_carries_the_same_scene(arch):
 def test_export_filename():
     when = datetime(2025, 1, 2, 15, 30, 0)
     name = scene.export_filename("my study", 7, "val_accuracy", 0.912345, "png", when)
-    assert name == "my-study_trial-007_val_accuracy-0.9123_20250102-153000.png"
-    assert scene.export_filename("s", None, "acc", None, ".gif", when) == "s_acc-na_20250102-153000.gif"
-    assert scene.export_filename("s/../x", 12, None, None, "mp4", when) == "s-..-x_trial-012_20250102-153000.mp4"
+    assert name == "my-study_scene_trial-0007_val-acc-0.9123_20250102-153000.png"
+    assert scene.export_filename("s", None, "acc", None, ".gif", when) == "s_scene_acc-na_20250102-153000.gif"
+    assert scene.export_filename("s/../x", 12, None, None, "mp4", when) == "s-..-x_scene_trial-0012_20250102-153000.mp4"
+    # one model, one name: the 3D viewer's download and the Trials screen's (core.paths) agree
+    assert scene.export_filename("my study", 7, "val_accuracy", 0.912345, "keras", when) \
+        == paths.model_download_name("my study", 7, 0.912345, when) \
+        == "my-study_model_trial-0007_val-acc-0.9123_20250102-153000.keras"

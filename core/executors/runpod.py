@@ -50,8 +50,10 @@ from urllib.parse import urlsplit
 
 import requests
 
+from core.artifacts import save_result
 from core.config import ConfigError, Settings, TrialResult, TrialSpec
 from core.executors.base import DoneEvent, EpochEvent, Event, Executor, ExecutorFull, failed_result
+from core.paths import MODEL_FILE, trial_dir
 
 if TYPE_CHECKING:
     from core.config import StudyConfig
@@ -977,7 +979,7 @@ class RunPodExecutor(Executor):
             return result
         folder = self._artifacts_dir(job.spec)
         try:
-            path = decode_model(output, folder / "model.keras")
+            path = decode_model(output, folder / MODEL_FILE)
         except (ValueError, OSError) as exc:
             log.warning("trial %d: model from RunPod not saved: %s", job.trial, exc)
             path = None
@@ -989,9 +991,7 @@ class RunPodExecutor(Executor):
                 job.trial, output.get("model_bytes"),
             )
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            result.result_path = str(folder / "result.json")
-            Path(result.result_path).write_text(result.to_json(indent=2))
+            save_result(result, folder)
         except OSError as exc:
             log.warning("trial %d: result.json not written: %s", job.trial, exc)
             result.result_path = None
@@ -1000,7 +1000,7 @@ class RunPodExecutor(Executor):
     def _artifacts_dir(self, spec: TrialSpec) -> Path:
         if spec.artifacts_dir:
             return Path(spec.artifacts_dir)
-        return self._settings.study_dir(spec.study) / f"trial-{spec.trial_number:04d}"
+        return trial_dir(spec.study, spec.trial_number, self._settings)
 
     def _failed(self, job: _Job, error: str) -> TrialResult:
         error = self.client.redact(error)
