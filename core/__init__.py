@@ -26,7 +26,7 @@ _PUBLIC = {
     "sweep_stale": "core.study",
     "Executor": "core.executors",
     "LocalExecutor": "core.executors.local",
-    "make_executor": "core.executors",
+    "build_executor": "core.executors",
     "setup_logging": "core.logs",
     "load_dataset": "core.datasets",
 }

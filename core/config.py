@@ -260,7 +260,12 @@ def objective_value(
 
 SAMPLERS = ("tpe", "random", "nsga2", "motpe")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
-EXECUTORS = ("local", "runpod")
+#: Where trials run: name -> "module:Class" (each implements ``Executor.from_config``).  The one
+#: registry: validation checks names against it and ``core.executors.build_executor`` imports from it.
+EXECUTORS: dict[str, str] = {
+    "local": "core.executors.local:LocalExecutor",
+    "runpod": "core.executors.runpod:RunPodExecutor",
+}
 
 # What each choice means, for the Configure form and the Learn screen (one wording for both).
 MODE_HELP = {

@@ -431,7 +431,7 @@ class StudyRunner:
 
     Args:
         config: the study configuration (validated on ``start``).
-        executor: where trials run; default ``make_executor(config)``.  An executor passed
+        executor: where trials run; default ``core.executors.build_executor(config)``.  An executor passed
             in is left running at the end (the caller owns it: tests and benchmarks reuse
             warm workers); one the runner made is shut down.
         settings: paths; default ``Settings.from_env()``.
@@ -758,12 +758,8 @@ class StudyRunner:
 
     def _build_executor(self) -> Executor:
         """The executor the config names; RunPod falls back to local workers with a note for the user."""
-        try:
-            from core.executors.select import build_executor
-        except ImportError:  # an installation without the RunPod fallback module
-            from core.executors import make_executor
+        from core.executors import build_executor
 
-            return make_executor(self.config, self.settings)
         executor, note = build_executor(self.config, self.settings, api_key=self._api_key)
         self._study.set_user_attr(S.ATTR_NOTE, note)  # None clears a note left by an earlier run
         if note:

@@ -125,3 +125,20 @@ def test_executor_registry():
 
     with pytest.raises(ConfigError, match="executor"):
         executor_class("cloud9")
+
+
+def test_one_factory_driven_by_the_registry(monkeypatch, tmp_path):
+    """build_executor looks every name up in EXECUTORS; a remote one that cannot load runs locally, with a note."""
+    from core import config as C
+    from core.config import Settings, StudyConfig
+    from core.executors import build_executor
+
+    settings = Settings(home=tmp_path)
+    local, note = build_executor(StudyConfig(name="f", workers=1), settings)
+    assert isinstance(local, LocalExecutor) and note is None
+    local.shutdown(wait=0)
+    monkeypatch.setitem(C.EXECUTORS, "runpod", "core.executors.not_installed:RunPodExecutor")
+    local, note = build_executor(StudyConfig(name="f", executor="runpod", workers=1, runpod_endpoint="x"), settings)
+    assert isinstance(local, LocalExecutor) and "not available in this installation" in note
+    assert note.endswith("running locally")
+    local.shutdown(wait=0)

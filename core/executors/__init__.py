@@ -3,26 +3,18 @@
 * ``local``: worker processes on this machine (:class:`LocalExecutor`).
 * ``runpod``: RunPod serverless GPU workers (``core.executors.runpod.RunPodExecutor``).
 
-:func:`make_executor` builds the one a ``StudyConfig`` names; executors are imported
-lazily so choosing one never imports another's dependencies.
+:func:`build_executor` (``core.executors.select``) builds the one a ``StudyConfig`` names and
+returns ``(executor, note)``: a RunPod study that cannot reach its endpoint runs locally and the
+note says why.  Executors are imported lazily so choosing one never imports another's dependencies.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
-from core.config import ConfigError
+from core.config import EXECUTORS, ConfigError
 from core.executors.base import DoneEvent, EpochEvent, Event, Executor, ExecutorFull, failed_result
-
-if TYPE_CHECKING:
-    from core.config import Settings, StudyConfig
-
-# name -> "module:Class"; each class implements Executor.from_config(config, settings)
-EXECUTORS: dict[str, str] = {
-    "local": "core.executors.local:LocalExecutor",
-    "runpod": "core.executors.runpod:RunPodExecutor",
-}
+from core.executors.select import build_executor
 
 
 def executor_class(name: str) -> type[Executor]:
@@ -41,11 +33,6 @@ def executor_class(name: str) -> type[Executor]:
         raise ConfigError(f"executor: '{name}' is not available in this installation ({exc})") from exc
 
 
-def make_executor(config: "StudyConfig", settings: "Settings | None" = None) -> Executor:
-    """Build the executor ``config.executor`` names, sized by ``config.workers``."""
-    return executor_class(config.executor).from_config(config, settings)
-
-
 __all__ = [
     "DoneEvent",
     "EXECUTORS",
@@ -53,7 +40,7 @@ __all__ = [
     "Event",
     "Executor",
     "ExecutorFull",
+    "build_executor",
     "executor_class",
     "failed_result",
-    "make_executor",
 ]

@@ -35,7 +35,7 @@ Contract every executor keeps (local processes, RunPod, a fake in tests):
 * Executors never import TensorFlow in the calling process: the UI and the runner stay light.
 
 A new executor subclasses :class:`Executor`, implements the abstract methods and
-``from_config``, and is registered in ``core.executors.EXECUTORS``.
+``from_config``, and is registered in ``core.config.EXECUTORS``.
 """
 
 from __future__ import annotations

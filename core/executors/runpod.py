@@ -111,7 +111,7 @@ def resolve_base_url(endpoint: str) -> str:
     return f"{base}/{endpoint}"
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """``url`` without user:password or a query string, for logs and the UI."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -185,7 +185,7 @@ class RunPodClient:
         self.last_answer = time.monotonic()
 
     def __repr__(self) -> str:
-        return f"RunPodClient({_safe_url(self.base_url)!r}, key={'set' if self.__key else 'none'})"
+        return f"RunPodClient({safe_url(self.base_url)!r}, key={'set' if self.__key else 'none'})"
 
     @property
     def has_key(self) -> bool:
@@ -320,7 +320,7 @@ class RunPodClient:
             if resp.status_code != 405:
                 return _status_body(resp)
             if self.local_sdk_server is None:
-                log.info("%s is RunPod's local development server (POST /status): adapting", _safe_url(self.base_url))
+                log.info("%s is RunPod's local development server (POST /status): adapting", safe_url(self.base_url))
             self.local_sdk_server = True
         resp = self.request("POST", path, timeout=self.job_timeout, attempts=1)
         return _status_body(resp)
@@ -356,7 +356,7 @@ class RunPodClient:
             body = _json(resp)
             if isinstance(body, dict) and ("jobs" in body or "workers" in body):
                 return body
-        not_runpod = RunPodError(f"{_safe_url(self.base_url)} does not look like a RunPod endpoint (no /health)")
+        not_runpod = RunPodError(f"{safe_url(self.base_url)} does not look like a RunPod endpoint (no /health)")
         if hosted:
             raise not_runpod
         # The SDK's development server: FastAPI, titled "Runpod | Development Worker API".
@@ -547,7 +547,7 @@ class RunPodExecutor(Executor):
         self.hand_off_on_outage = False
 
     def __repr__(self) -> str:
-        return f"RunPodExecutor({_safe_url(self.client.base_url)!r}, workers={self._capacity})"
+        return f"RunPodExecutor({safe_url(self.client.base_url)!r}, workers={self._capacity})"
 
     @classmethod
     def from_config(
@@ -603,7 +603,7 @@ class RunPodExecutor(Executor):
                 if health_exc.status is None:  # no answer at all (a 404 or 401 is an answer: it is up)
                     last = f"the last: {exc}; " if exc is not None else ""
                     self._outage = client.redact(
-                        f"RunPod endpoint {_safe_url(client.base_url)} stopped answering mid-study "
+                        f"RunPod endpoint {safe_url(client.base_url)} stopped answering mid-study "
                         f"({failures} attempts in a row got no answer, none usable for {quiet_for:.0f} s; "
                         f"{last}/health: {health_exc})"
                     )
@@ -726,7 +726,7 @@ class RunPodExecutor(Executor):
             "name": self.name,
             "capacity": self._capacity,
             "running": sorted(j.trial for j in jobs),
-            "endpoint": _safe_url(self.client.base_url),
+            "endpoint": safe_url(self.client.base_url),
             "local_sdk_server": bool(self.client.local_sdk_server),
             "api_key": "set" if self.client.has_key else "missing",
             "jobs": [
@@ -1005,7 +1005,7 @@ class RunPodExecutor(Executor):
     def _failed(self, job: _Job, error: str) -> TrialResult:
         error = self.client.redact(error)
         log.warning("trial %d failed on RunPod: %s", job.trial, error)
-        return failed_result(job.spec, error, executor=self.name, host=_safe_url(self.client.base_url))
+        return failed_result(job.spec, error, executor=self.name, host=safe_url(self.client.base_url))
 
     def _stopped(self, job: _Job) -> TrialResult:
         return TrialResult(
@@ -1016,7 +1016,7 @@ class RunPodExecutor(Executor):
             history=_history_columns(job.history),
             epochs_run=len(job.history),
             executor=self.name,
-            host=_safe_url(self.client.base_url),
+            host=safe_url(self.client.base_url),
         )
 
 

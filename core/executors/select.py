@@ -1,6 +1,7 @@
 """Choose where a study's trials run, falling back to this machine when RunPod cannot be used.
 
-The runner calls :func:`build_executor` once per run (start or resume).  A study asked to
+:func:`build_executor` is the one executor factory (exported as ``core.executors.build_executor``):
+it looks the name up in :data:`EXECUTORS`, and the runner calls it once per run (start or resume).  A study asked to
 run on RunPod whose endpoint is not configured, has no key, or does not answer its
 ``/health`` within a few seconds still runs, locally, and the returned note says why;
 the runner stores it as the study's ``ATTR_NOTE`` so every view shows it.
@@ -20,7 +21,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from core.config import ConfigError, Settings, TrialResult, TrialSpec
+from core.config import EXECUTORS, ConfigError, Settings, TrialResult, TrialSpec
 from core.executors.base import DoneEvent, EpochEvent, Event, Executor, ExecutorFull
 
 if TYPE_CHECKING:
@@ -54,32 +55,36 @@ def build_executor(
         sentence for the user ("RunPod endpoint abc unreachable (...): running locally").
         It never contains the API key.
     """
-    from core.executors.local import LocalExecutor
+    from core.executors import executor_class
 
     settings = settings or Settings.from_env()
-    if config.executor != "runpod":
-        return LocalExecutor.from_config(config, settings), None
-
-    from core.executors.runpod import RunPodExecutor
-
-    from core.executors.runpod import _safe_url
-
-    endpoint = (config.runpod_endpoint or os.environ.get("RUNPOD_ENDPOINT_ID") or "").strip()
-    shown = _safe_url(endpoint) if endpoint.startswith(("http://", "https://")) else endpoint
-    if not endpoint:
-        note = "RunPod endpoint not configured (set runpod_endpoint or RUNPOD_ENDPOINT_ID): running locally"
+    if config.executor == "local":
+        return executor_class("local").from_config(config, settings), None
+    try:
+        remote = executor_class(config.executor)  # the EXECUTORS registry; ConfigError for an unknown name
+    except ConfigError as exc:
+        if config.executor not in EXECUTORS:
+            raise
+        note = f"{config.executor} is not available in this installation ({exc}): running locally"
     else:
-        try:
-            executor = RunPodExecutor.from_config(config, settings, api_key=api_key)
-        except ConfigError as exc:
-            note = f"RunPod endpoint {shown} unusable ({exc}): running locally"
+        from core.executors.runpod import safe_url
+
+        endpoint = (config.runpod_endpoint or os.environ.get("RUNPOD_ENDPOINT_ID") or "").strip()
+        shown = safe_url(endpoint) if endpoint.startswith(("http://", "https://")) else endpoint
+        if not endpoint:
+            note = "RunPod endpoint not configured (set runpod_endpoint or RUNPOD_ENDPOINT_ID): running locally"
         else:
-            ok, detail = executor.check_health(timeout=health_timeout)
-            if ok:
-                log.info("RunPod endpoint %s healthy: %s", executor.describe()["endpoint"], detail)
-                return FallbackExecutor(executor, lambda: local_fallback(config, settings)), None
-            executor.shutdown(wait=0)
-            note = f"RunPod endpoint {shown} unreachable ({detail}): running locally"
+            try:
+                executor = remote.from_config(config, settings, api_key=api_key)
+            except ConfigError as exc:
+                note = f"RunPod endpoint {shown} unusable ({exc}): running locally"
+            else:
+                ok, detail = executor.check_health(timeout=health_timeout)
+                if ok:
+                    log.info("RunPod endpoint %s healthy: %s", executor.describe()["endpoint"], detail)
+                    return FallbackExecutor(executor, lambda: local_fallback(config, settings)), None
+                executor.shutdown(wait=0)
+                note = f"RunPod endpoint {shown} unreachable ({detail}): running locally"
     local = local_fallback(config, settings)
     if local.capacity < config.workers:
         note += f" with {local.capacity} worker{'s' if local.capacity > 1 else ''}"
