@@ -26,8 +26,8 @@ from app import state
 from core import artifacts
 from core.config import ConfigError, StudyConfig, TrialResult
 from core.health import METRIC_INFO
-from core.records import (RunnerInfo, StudySummary, TrialRecord, best_record, budget_count, epochs_spent,
-                          pareto_front, state_counts)
+from core.study import (RunnerInfo, StudySummary, TrialRecord, best_record, budget_count, epochs_spent,
+                        pareto_front, state_counts)
 from core.search_space import HYPERPARAMETERS
 
 if TYPE_CHECKING:

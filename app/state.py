@@ -1,10 +1,11 @@
-"""What the UI remembers, and where: the running-study registry, storage reads, per-tab selection.
+"""What the UI remembers, and where: the running-study registry and per-tab selection.
 
 Three kinds of state, kept apart on purpose:
 
-* **Study state** lives in the Optuna storage (``core.storage``). Every screen reads it back on
-  every rerun through :func:`read_records`; nothing about a study lives only in memory, so a
-  reload, a second tab, an app restart or ``optuna-dashboard`` all agree.
+* **Study state** lives in the Optuna storage. Every screen reads it back on every rerun
+  through ``core.study``'s reader (:func:`read_records`, :func:`list_studies` here only supply
+  the storage the UI reads); nothing about a study lives only in memory, so a reload, a second
+  tab, an app restart or ``optuna-dashboard`` all agree.
 * **Runners** (``core.study.StudyRunner``, one background thread each) are process-wide: a
   ``st.cache_resource`` registry keyed by storage URL and study name, so any tab can stop a
   study another tab started, and a rerun never starts a second runner for the same study.
@@ -23,22 +24,19 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
 
-from core import records as R
 from core import storage as S
+from core import study as R
 from core.config import ConfigError, Settings, StudyConfig
+from core.study import LIVE_STATUSES  # noqa: F401 - views read it here
 
 # Session-state keys (never used as widget keys).
 _SEL_STUDY = "hpo.selected_study"
 _SEL_TRIAL = "hpo.selected_trial"  # {study name: trial number}
 _SEL_COMPARE = "hpo.compare"  # {study name: (a, b)}
-
-# Statuses a runner writes while it owns a study (core.storage.ATTR_STATUS).
-LIVE_STATUSES = ("running", "stopping")
 
 
 # --------------------------------------------------------------------------- storage
@@ -58,123 +56,23 @@ def open_storage(url: str | None = None) -> Any:
     return S.open_storage(url or storage_url())
 
 
-@dataclass
-class _StudyHandle:
-    """One ``optuna.Study`` per (storage, name), reused across reruns and sessions.
-
-    Optuna wraps an RDB storage in a cache that keeps *finished* trials (which Optuna never lets
-    change again) and re-reads running and new ones on each ``get_trials``: a rerun still reads
-    the storage, but a 200-trial study costs ~10 ms instead of ~300 ms (measured here).
-    ``finished`` caches the parsed records of finished trials for the same reason.
-    """
-
-    study: Any
-    finished: dict[int, R.TrialRecord] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@st.cache_resource(show_spinner=False)
-def _study_handles() -> dict[tuple[str, str], _StudyHandle]:
-    return {}
-
-
-_handles_lock = threading.Lock()
-_FINISHED = ("COMPLETE", "PRUNED", "FAIL")
-
-
-def _handle(name: str, url: str) -> _StudyHandle:
-    handles = _study_handles()
-    with _handles_lock:
-        h = handles.get((url, name))
-        if h is None:
-            open_storage(url)  # first open under the lock; load_study then hits the cache
-            h = _StudyHandle(study=R.load_study(name, url))
-            handles[(url, name)] = h
-        return h
-
-
 def forget_study(name: str, url: str | None = None) -> None:
     """Drop the cached handle (after a study is deleted or recreated under the same name)."""
-    with _handles_lock:
-        _study_handles().pop((url or storage_url(), name), None)
+    R.forget_study(name, url or storage_url())
 
 
 def read_records(name: str, url: str | None = None) -> list[R.TrialRecord]:
-    """Every trial of ``name``, oldest first, read from the storage now.
+    """Every trial of ``name``, oldest first, read from the storage now (``core.study.load_records``).
 
     Raises:
         KeyError: no study of that name in the storage (yet).
     """
-    url = url or storage_url()
-    try:
-        h = _handle(name, url)
-    except KeyError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - optuna raises KeyError for a missing study; others are storage errors
-        if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
-            raise KeyError(name) from exc
-        raise
-    with h.lock:
-        try:
-            trials = h.study.get_trials(deepcopy=False)
-        except KeyError:
-            forget_study(name, url)  # the study was deleted and maybe recreated: start over next time
-            raise
-        out = []
-        for t in trials:
-            rec = h.finished.get(t.number)
-            if rec is None:
-                rec = R.record_from_trial(t)
-                if rec.state in _FINISHED:
-                    h.finished[t.number] = rec
-            out.append(rec)
-        return out
+    return R.load_records(name, url or storage_url())
 
 
 def list_studies(url: str | None = None, *, with_counts: bool = False) -> list[R.StudySummary]:
-    """Every study in the storage, newest first (an empty list when the storage is empty).
-
-    Reads only the studies table: ``core.records.list_studies`` goes through
-    ``optuna.get_all_study_summaries``, which loads every trial of every study (~0.3 s for one
-    200-trial study here), too slow to run on each rerun of every screen.
-
-    Args:
-        with_counts: also fill ``n_trials`` and ``counts`` (by state), through the per-study
-            handles, so each study's finished trials are read from the storage once per process.
-    """
-    url = url or storage_url()
-    storage = open_storage(url)
-    out = []
-    for fs in storage.get_all_studies():
-        attrs = fs.user_attrs
-        cfg = None
-        if attrs.get(S.ATTR_CONFIG):
-            try:
-                cfg = StudyConfig.from_dict(attrs[S.ATTR_CONFIG])
-            except Exception:  # noqa: BLE001 - a study made by another tool has a foreign config
-                cfg = None
-        summary = R.StudySummary(
-            name=fs.study_name,
-            config=cfg,
-            status=attrs.get(S.ATTR_STATUS, "unknown"),
-            n_trials=0,
-            counts={},
-            created=attrs.get(S.ATTR_CREATED),
-            heartbeat=attrs.get(S.ATTR_HEARTBEAT),
-            note=attrs.get(S.ATTR_NOTE),
-            runners=R.runners_from_attrs(attrs),
-            owner=attrs.get("runner"),  # core.study.ATTR_RUNNER
-        )
-        if with_counts:
-            try:
-                recs = read_records(fs.study_name, url)
-            except KeyError:
-                recs = []
-            summary.n_trials = len(recs)
-            summary.counts = R.state_counts(recs)
-        out.append(summary)
-    out.sort(key=lambda s: s.created or 0, reverse=True)
-    return out
+    """Every study in the UI's storage, newest first (``core.study.list_studies``)."""
+    return R.list_studies(url or storage_url(), with_counts=with_counts)
 
 
 def study_summary(name: str, url: str | None = None) -> R.StudySummary | None:
@@ -183,11 +81,7 @@ def study_summary(name: str, url: str | None = None) -> R.StudySummary | None:
 
 def study_config(name: str, url: str | None = None) -> StudyConfig | None:
     """The StudyConfig stored with the study (None for studies made by other tools)."""
-    url = url or storage_url()
-    try:
-        return R.study_config(_handle(name, url).study)
-    except KeyError:
-        return None
+    return R.study_config(name, url or storage_url())
 
 
 # --------------------------------------------------------------------------- runners
@@ -204,12 +98,6 @@ class _Registry:
 @st.cache_resource(show_spinner=False)
 def _registry() -> _Registry:
     return _Registry()
-
-
-def _study_module():
-    # Looked up at call time: keeps the runner (and anything it imports) out of the UI's import
-    # path until a study starts, and lets tests replace core.study.StudyRunner with a recorder.
-    return importlib.import_module("core.study")
 
 
 def runner_for(name: str, url: str | None = None) -> Any | None:
@@ -338,7 +226,7 @@ def start(config: StudyConfig) -> Any:
         existing = reg.runners.get((url, config.name))
         if existing is not None and _runner_alive(existing):
             raise ConfigError(f"name: study {config.name!r} is already running")
-        runner = _study_module().StudyRunner(config, api_key=runpod_setting("RUNPOD_API_KEY"))
+        runner = R.StudyRunner(config, api_key=runpod_setting("RUNPOD_API_KEY"))
         runner.start()
         reg.runners[(url, config.name)] = runner
     select_study(config.name)
@@ -359,7 +247,7 @@ def resume(name: str, url: str | None = None) -> Any:
         raise ConfigError(f"study {name!r} is being run by another process; stop it there first")
     if summary is not None and summary.config is not None:
         check_data(summary.config)
-    runner = _study_module().StudyRunner.resume(name, storage_url=url, api_key=runpod_setting("RUNPOD_API_KEY"))
+    runner = R.StudyRunner.resume(name, storage_url=url, api_key=runpod_setting("RUNPOD_API_KEY"))
     runner.start()
     with reg.lock:
         reg.runners[(url, name)] = runner
@@ -390,7 +278,7 @@ def _halt(name: str, url: str | None, *, cancel: bool) -> bool:
         else:
             runner.stop()
         return True
-    _study_module().request_stop(name, url or storage_url(), cancel=cancel, by="app")
+    R.request_stop(name, url or storage_url(), cancel=cancel, by="app")
     return False
 
 

@@ -7,7 +7,7 @@ caches: storage opened, finished trials read once) and the next ``--repeats`` re
 is what a live screen costs every ``LIVE_INTERVAL_S`` seconds and on every click.
 Target: a warm rerun under 1 s for every screen.
 
-Also times the storage read itself, uncached (``core.records.load_records``) and through the
+Also times the storage read itself, uncached (``core.study.load_records``) and through the
 UI's per-study handle (``app.state.read_records``), since that choice is what keeps reruns fast.
 
 Usage: ``python bench/bench_app.py [--trials 200] [--repeats 5]``. Prints a table and writes
@@ -88,7 +88,7 @@ def main() -> None:
 
     # the storage read on its own: uncached vs the UI's per-study handle
     from app import state
-    from core.records import load_records
+    from core.study import load_records
 
     t = time.perf_counter()
     load_records("bench-200", url)

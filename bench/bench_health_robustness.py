@@ -140,7 +140,7 @@ def collect(storage: str, names: list[str]) -> dict[str, list[dict]]:
     """Every complete trial's accuracies, and its health re-scored with the current core.health
     from the raw figures run_trial kept (HPO_KEEP_HEALTH_STATS)."""
     from core import health as H
-    from core.records import load_records
+    from core.study import load_records
 
     out = {}
     for name in names:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from core import study as K  # the storage schema: attribute keys
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -76,7 +77,7 @@ def throughput(url: str, n: int, runners: int, home: Path) -> dict:
     trials = optuna.load_study(study_name=name, storage=S.open_storage(url)).get_trials(deepcopy=False)
     by_runner: dict[str, int] = {}
     for t in trials:
-        rid = t.user_attrs.get(S.T_RUNNER, "?")
+        rid = t.user_attrs.get(K.T_RUNNER, "?")
         by_runner[rid] = by_runner.get(rid, 0) + 1
     return {"runners": runners, "trials": len(trials), "complete": sum(t.state.name == "COMPLETE" for t in trials),
             "wall_s": round(wall, 1), "trials_per_min": round(60 * len(trials) / wall, 2),

@@ -44,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core import study as K  # the storage schema: attribute keys
 from tests.e2e.apprun import (SCENE_IFRAME, SCENE_READY_JS, WEBGL_ARGS, free_port, launch_chromium,  # noqa: E402
                               not_blank, pixels, scene_frame, start_app, stop_app)
 
@@ -99,8 +100,8 @@ def write_study(home: Path, layout: dict) -> int:
                                  "architecture": {"layers": [], "visualization": layout}})
     study = optuna.load_study(study_name=STUDY, storage=S.open_storage(url))
     study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.995], params={}, distributions={},
-                                 user_attrs={S.T_RESULT: res.to_dict(), S.T_HEALTH: res.health_score,
-                                             S.T_TEST_ACCURACY: res.test_accuracy, S.T_PARAMS: res.param_count}))
+                                 user_attrs={K.T_RESULT: res.to_dict(), K.T_HEALTH: res.health_score,
+                                             K.T_TEST_ACCURACY: res.test_accuracy, K.T_PARAMS: res.param_count}))
     return number
 
 

@@ -21,14 +21,12 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from core.config import ConfigError, Settings, StudyConfig, TrialResult, check_study_name, safe_name, to_json
+from core.config import ConfigError, StudyConfig, TrialResult, check_study_name, safe_name, to_json
 from core.paths import (  # noqa: F401
     MODEL_FILE,
     RESULT_FILE,
     download_name,
     model_download_name,
-    study_dir,
-    trial_dir,
     trial_number_of,
 )
 from core.health import METRICS as HEALTH_KEYS
@@ -36,7 +34,7 @@ from core.health import METRICS as HEALTH_KEYS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from core.records import TrialRecord
+    from core.study import TrialRecord
 
 log = logging.getLogger("hpo.artifacts")
 
@@ -108,14 +106,6 @@ def prune_models(study_dir: Path, keep: Iterable[int], *, only: Iterable[int] | 
     if removed:
         log.info("keep-best-k: removed %d model file(s) from %s", len(removed), folder)
     return removed
-
-
-def best_numbers(records: Sequence["TrialRecord"], config: StudyConfig, k: int) -> list[int]:
-    """Numbers of the best ``k`` complete trials under the study's mode (validation-based)."""
-    scored = [(r.objective(config), r.number) for r in records]
-    scored = [(v, n) for v, n in scored if v is not None]
-    scored.sort(key=lambda vn: (-vn[0], vn[1]))
-    return [n for _, n in scored[:k]]
 
 
 # --------------------------------------------------------------------------- exports
@@ -234,13 +224,13 @@ def export_study(
         ``{"csv": ..., "json": ..., "model": ..., "config": ...}`` (model/config only when a best
         trial with a kept model exists).
     """
-    from core.records import best_record, load_records, load_study, study_config
+    from core.study import best_record, config_of, load_records, load_study
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     when = when or dt.datetime.now()
     study = load_study(name, storage_url)
-    config = study_config(study)
+    config = config_of(study)
     records = load_records(name, storage_url)
     written: dict[str, Path] = {}
 

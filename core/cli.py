@@ -231,9 +231,9 @@ class _TqdmStream:
 
 def summary_table(name: str, storage_url: str | None, top: int = 10) -> str:
     """Top trials by the study's objective: number, state, val acc, test acc, health, tuned params."""
-    from core.records import epochs_spent, load_records, load_study, state_counts, study_config
+    from core.study import config_of, epochs_spent, load_records, load_study, state_counts
 
-    config = study_config(load_study(name, storage_url))
+    config = config_of(load_study(name, storage_url))
     records = load_records(name, storage_url)
     counts = state_counts(records)
     head = f"Study {name}: {len(records)} trials (" + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())) + ")"
@@ -241,8 +241,8 @@ def summary_table(name: str, storage_url: str | None, top: int = 10) -> str:
     if full and trained < full:
         head += (f"\n  {trained} epochs trained of {full} had every trial run to the end "
                  f"(pruning saved {100 * (full - trained) / full:.0f} %)")
-    ranked = sorted((r for r in records if config and r.objective(config) is not None),
-                    key=lambda r: (-r.objective(config), r.number))[:top]
+    ranked = sorted((r for r in records if config and r.rank_key(config) is not None),  # the one ranking rule
+                    key=lambda r: (tuple(-v for v in r.rank_key(config)), r.number))[:top]
     if not ranked:
         return head + "\n  no complete trials yet"
     tuned = config.tuned if config else sorted(ranked[0].params)
@@ -289,8 +289,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
                                 workers=args.workers)
     runner.start()
     cfg = runner.config
-    left = None if cfg.n_trials is None else max(0, cfg.n_trials - runner._counted_at_start)
-    print(f"Resuming {cfg.name}: {runner._counted_at_start} trials done, {left if left is not None else 'unlimited'} to go",
+    left = None if cfg.n_trials is None else max(0, cfg.n_trials - runner.trials_done_at_start)
+    print(f"Resuming {cfg.name}: {runner.trials_done_at_start} trials done, {left if left is not None else 'unlimited'} to go",
           file=sys.stderr)
     status = _run_with_progress(runner, left, not args.no_progress)
     return _finish(runner, status)
@@ -303,8 +303,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     runner.start()
     cfg = runner.config
     print(f"Joined {cfg.name} as {runner.runner_id} with {cfg.workers} {cfg.executor} worker(s); "
-          f"{runner._counted_at_start} of {cfg.n_trials or 'unlimited'} trials done", file=sys.stderr)
-    left = None if cfg.n_trials is None else max(0, cfg.n_trials - runner._counted_at_start)
+          f"{runner.trials_done_at_start} of {cfg.n_trials or 'unlimited'} trials done", file=sys.stderr)
+    left = None if cfg.n_trials is None else max(0, cfg.n_trials - runner.trials_done_at_start)
     status = _run_with_progress(runner, left, not args.no_progress)
     print(f"Runner {runner.runner_id}: {status}; this runner asked {runner.counts.asked} trial(s) "
           f"({runner.counts.complete} complete, {runner.counts.pruned} pruned, {runner.counts.failed} failed)")
@@ -316,9 +316,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from core.records import list_studies
+    from core.study import list_studies
 
-    studies = list_studies(args.storage)
+    studies = list_studies(args.storage, with_counts=True)
     if not studies:
         print("no studies yet: python -m core optimize --dataset digits --trials 20 --name my-study")
         return EXIT_OK

@@ -77,22 +77,19 @@ def ensure_example_study(settings: Settings | None = None):
         The StudyRunner working on it, or None when it is already complete (or running elsewhere).
     """
     global _example_runner
-    import optuna
-
-    from core import records, study
-    from core.storage import open_storage
+    from core import study
 
     settings = settings or Settings.from_env()
     with _lock:
         if _example_runner is not None and _example_runner.is_running:
             return _example_runner
-        names = {s.name for s in records.list_studies(None)}
+        names = {s.name for s in study.list_studies(None)}
         cfg = example_config()
         if EXAMPLE_STUDY not in names:
             log.info("demo: starting the example study %s", EXAMPLE_STUDY)
             _example_runner = study.StudyRunner(cfg, settings=settings).start()
             return _example_runner
-        existing = optuna.load_study(study_name=EXAMPLE_STUDY, storage=open_storage(None))
+        existing = study.load_study(EXAMPLE_STUDY)
         finished = [t for t in existing.trials if t.state.is_finished()]
         if len(finished) < (cfg.n_trials or 0) and not study.runner_alive(existing):
             log.info("demo: resuming the unfinished example study")

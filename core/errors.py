@@ -16,6 +16,13 @@ class ConfigError(ValueError):
     """A setting the user can fix. The message names the setting and what to do."""
 
 
+class StudyNotFound(ConfigError, KeyError):
+    """No study of that name in the storage.  A ConfigError (the message names the storage and
+    what to type) and a KeyError (what ``optuna.load_study`` raises), so either ``except`` catches it."""
+
+    __str__ = BaseException.__str__  # KeyError would quote the message
+
+
 def as_number(value: Any, what: str, *, integer: bool = False) -> float | int:
     """``value`` as a finite number, or a ConfigError naming ``what`` (bools, text, NaN and inf refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

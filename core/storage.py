@@ -1,7 +1,7 @@
-"""Opening Optuna storages, and the schema of what HPO Studio writes into them.
+"""Opening Optuna storages: URLs, SQLite pragmas, one storage per URL per process.
 
-The storage is the one source of truth: the runner writes, every screen (and
-optuna-dashboard) reads.  The names of the attributes written are defined here once.
+The storage is the one source of truth: runners write, every screen (and optuna-dashboard)
+reads.  What is written into it (attribute keys, results, configs) is ``core.study``'s schema.
 """
 
 from __future__ import annotations
@@ -16,30 +16,6 @@ from typing import Any
 from core.config import ConfigError, Settings
 
 log = logging.getLogger("hpo.storage")
-
-# Study user attributes
-ATTR_CONFIG = "config"  # StudyConfig.to_dict()
-ATTR_STATUS = "status"  # "running" | "stopping" | "stopped" | "finished" | "cancelled" | "crashed"
-ATTR_HEARTBEAT = "runner_heartbeat"  # unix time the runner last said it is alive
-ATTR_NOTE = "note"  # a message for the user (e.g. "RunPod unreachable: running locally")
-ATTR_FALLBACK = "executor_fallback"  # {"at", "from", "to", "reason", "moved": [trial numbers]}: RunPod went down mid-study
-ATTR_CREATED = "created"  # unix time
-ATTR_CONTROL = "control"  # {"action": "stop" | "cancel", "at", "by"}: asks every runner of the study (owner and joined) to stop
-ATTR_WORKER_PREFIX = "worker:"  # "worker:<runner id>" -> {"host", "pid", "beat", "workers", "status", "joined"}, one per runner
-
-# Trial user attributes (flat keys are for optuna-dashboard's table; "result" is the whole record)
-T_RESULT = "result"  # TrialResult.to_dict()
-T_PROGRESS = "progress"  # {"epoch", "epochs", "logs", "time"} while running
-T_SPEC = "spec"  # TrialSpec.to_dict(): the configuration that reproduces the trial
-T_EXECUTOR = "executor"
-T_HOST = "host"  # the machine that ran the trial (set on ask by the runner's host, replaced by the result's)
-T_RUNNER = "runner_id"  # "<host>:<pid>:<random>" of the runner that asked the trial (several runners may share a study)
-T_ERROR = "error"
-T_TEST_ACCURACY = "test_accuracy"
-T_SHIFTED_ACCURACY = "shifted_accuracy"
-T_HEALTH = "health_score"
-T_PARAMS = "param_count"
-
 
 def resolve_url(url: str | None, settings: Settings | None = None) -> str:
     """A storage URL: ``url``, else ``HPO_STORAGE``, else the SQLite file under runs/ (its folder created)."""

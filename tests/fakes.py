@@ -24,6 +24,7 @@ from typing import Any
 from core import storage as S
 from core.config import LayerHealth, Settings, StudyConfig, TrialResult
 from core.health import WEIGHTS, composite, dead_label
+from core import study as K  # the storage schema: attribute keys
 
 # The knobs a default image study tunes (search_space.DEFAULT_TUNED["image"]), spelled out so
 # the fake does not depend on the data-set registry.
@@ -193,10 +194,10 @@ def make_fake_study(
     storage = S.open_storage(storage_url)
     study = optuna.create_study(study_name=name, storage=storage, directions=config.directions)
     now = time.time()
-    study.set_user_attr(S.ATTR_CONFIG, config.to_dict())
-    study.set_user_attr(S.ATTR_CREATED, now - 600)
-    study.set_user_attr(S.ATTR_STATUS, status or ("running" if n_running else "finished"))
-    study.set_user_attr(S.ATTR_HEARTBEAT, now if n_running else now - 120)
+    study.set_user_attr(K.ATTR_CONFIG, config.to_dict())
+    study.set_user_attr(K.ATTR_CREATED, now - 600)
+    study.set_user_attr(K.ATTR_STATUS, status or ("running" if n_running else "finished"))
+    study.set_user_attr(K.ATTR_HEARTBEAT, now if n_running else now - 120)
 
     fake = FakeStudy(name=name, storage_url=storage_url, config=config)
     t0 = dt.datetime.now() - dt.timedelta(minutes=10)
@@ -205,7 +206,7 @@ def make_fake_study(
 
     def base_attrs(n: int, params: dict[str, Any]) -> dict[str, Any]:
         spec = config.trial_spec({**params}, n).to_dict()
-        return {S.T_SPEC: spec, S.T_EXECUTOR: "local", S.T_HOST: socket.gethostname(), S.T_RUNNER: FAKE_RUNNER_ID}
+        return {K.T_SPEC: spec, K.T_EXECUTOR: "local", K.T_HOST: socket.gethostname(), K.T_RUNNER: FAKE_RUNNER_ID}
 
     for _ in range(n_complete):
         params = draw()
@@ -219,10 +220,10 @@ def make_fake_study(
         values = list(values) if isinstance(values, tuple) else [values]
         attrs = {
             **base_attrs(number, params),
-            S.T_RESULT: res.to_dict(),
-            S.T_TEST_ACCURACY: res.test_accuracy,
-            S.T_HEALTH: res.health_score,
-            S.T_PARAMS: res.param_count,
+            K.T_RESULT: res.to_dict(),
+            K.T_TEST_ACCURACY: res.test_accuracy,
+            K.T_HEALTH: res.health_score,
+            K.T_PARAMS: res.param_count,
         }
         start = t0 + dt.timedelta(seconds=20 * number)
         trials.append(
@@ -246,7 +247,7 @@ def make_fake_study(
         inter = {e: round(0.1 + 0.15 * e, 4) for e in range(1, stop_at + 1)}
         res = TrialResult(status="stopped", trial_number=number, dataset="digits", epochs_run=stop_at, params=params,
                           history={"val_accuracy": list(inter.values()), "loss": [2.0 - 0.2 * e for e in inter]})
-        attrs = {**base_attrs(number, params), S.T_RESULT: res.to_dict()}
+        attrs = {**base_attrs(number, params), K.T_RESULT: res.to_dict()}
         trials.append(create_trial(state=TrialState.PRUNED, params=params, distributions=dists, user_attrs=attrs,
                                    intermediate_values={} if mode == "pareto" else inter))
         fake.states[number] = "PRUNED"
@@ -257,7 +258,7 @@ def make_fake_study(
         err = "loss became NaN/Inf at epoch 2 (learning rate 0.029, optimizer adam): lower the learning rate or add batch normalisation"
         res = TrialResult(status="failed", trial_number=number, dataset="digits", epochs_run=2, params=params, error=err,
                           history={"loss": [2.5, None], "accuracy": [0.1, None]}, health={"training_stability": 0.0}, health_score=0.0)
-        attrs = {**base_attrs(number, params), S.T_RESULT: res.to_dict(), S.T_ERROR: err}
+        attrs = {**base_attrs(number, params), K.T_RESULT: res.to_dict(), K.T_ERROR: err}
         trials.append(create_trial(state=TrialState.FAIL, params=params, distributions=dists, user_attrs=attrs))
         fake.states[number] = "FAIL"
         number += 1
@@ -274,15 +275,16 @@ def make_fake_study(
             trial.set_user_attr(k, v)
         done = rng.randint(1, max(1, epochs - 1))
         logs = {"loss": 1.2, "accuracy": 0.6, "val_loss": 1.0, "val_accuracy": 0.65, "seconds": 1.1}
-        trial.set_user_attr(S.T_PROGRESS, {"epoch": done, "epochs": epochs, "logs": logs, "time": now})
+        trial.set_user_attr(K.T_PROGRESS, {"epoch": done, "epochs": epochs, "logs": logs, "time": now})
         if mode != "pareto":
             for e in range(1, done + 1):
                 trial.report(0.1 + 0.5 * e / epochs, e)
         fake.states[trial.number] = "RUNNING"
 
-    from core.records import best_record, load_records
+    from core.study import best_record, forget_study, load_records
 
     best = best_record(load_records(name, storage_url), config)
+    forget_study(name, storage_url)  # the study is made as by another process: the app's reads start uncached
     fake.best_number = best.number if best else None
     return fake
 
@@ -293,10 +295,10 @@ def advance_running_trial(storage_url: str, name: str, trial_number: int, epoch:
 
     study = optuna.load_study(study_name=name, storage=S.open_storage(storage_url))
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == trial_number)
-    progress = dict(trial.user_attrs.get(S.T_PROGRESS) or {})
+    progress = dict(trial.user_attrs.get(K.T_PROGRESS) or {})
     progress.update({"epoch": epoch, "time": time.time()})
     # FrozenTrial exposes no public id; the storage API needs it to update a running trial from outside
-    S.open_storage(storage_url).set_trial_user_attr(trial._trial_id, S.T_PROGRESS, progress)
+    S.open_storage(storage_url).set_trial_user_attr(trial._trial_id, K.T_PROGRESS, progress)
 
 
 def touch_heartbeat(storage_url: str, name: str, when: float | None = None) -> None:
@@ -308,7 +310,7 @@ def touch_heartbeat(storage_url: str, name: str, when: float | None = None) -> N
     import optuna
 
     study = optuna.load_study(study_name=name, storage=S.open_storage(storage_url))
-    study.set_user_attr(S.ATTR_HEARTBEAT, time.time() if when is None else when)
+    study.set_user_attr(K.ATTR_HEARTBEAT, time.time() if when is None else when)
 
 
 # --------------------------------------------------------------------------- a fake executor (no TensorFlow)

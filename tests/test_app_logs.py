@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from core import study as K  # the storage schema: attribute keys
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "rpa_APPLOG_secret_key_0123456789"
@@ -86,8 +87,8 @@ def test_the_trials_screen_shows_a_mid_study_fallback(tmp_path, monkeypatch):
     message = ("RunPod endpoint abc123 stopped answering mid-study (5 attempts in a row got no answer): "
                "the study goes on with 2 local workers from 14:02:11 (trials 0, 1 moved to this machine)")
     study = optuna.load_study(study_name="fell-back", storage=url)
-    study.set_user_attr(S.ATTR_NOTE, message)  # as StudyRunner._follow_notice writes them
-    study.set_user_attr(S.ATTR_FALLBACK, {"message": message, "from": "runpod", "to": "local", "moved": [0, 1]})
+    study.set_user_attr(K.ATTR_NOTE, message)  # as StudyRunner._follow_notice writes them
+    study.set_user_attr(K.ATTR_FALLBACK, {"message": message, "from": "runpod", "to": "local", "moved": [0, 1]})
     monkeypatch.setenv("HPO_HOME", str(tmp_path))
     monkeypatch.delenv("HPO_STORAGE", raising=False)
 

@@ -19,7 +19,8 @@ import pytest
 
 from core import storage as S
 from core.config import Settings
-from core.records import list_studies
+from core.study import list_studies
+from core import study as K  # the storage schema: attribute keys
 from tests.fakes import FAKE_RUNNER_ID, make_fake_study
 from tests.test_app_views import CONFIGURE, TRIALS, app, block_keys, runner_calls, texts  # noqa: F401 - fixture
 
@@ -63,13 +64,13 @@ def test_an_interrupted_study_is_shown_as_interrupted_with_resume(home, runner_c
     if how == "app-restarted":  # the runner's process is gone; its last heartbeat is still fresh
         pid, now = _dead_pid(), time.time()
         study.set_user_attr("runner", {"host": socket.gethostname(), "pid": pid, "started": now - 60})
-        study.set_user_attr(S.ATTR_WORKER_PREFIX + f"{socket.gethostname()}:{pid}:abc", {
+        study.set_user_attr(K.ATTR_WORKER_PREFIX + f"{socket.gethostname()}:{pid}:abc", {
             "host": socket.gethostname(), "pid": pid, "beat": now, "workers": 2, "status": "running",
             "joined": now - 60, "owner": True, "asked": 4})
     elif how == "heartbeat-stale":  # a runner elsewhere stopped beating
-        study.set_user_attr(S.ATTR_HEARTBEAT, time.time() - 120)
+        study.set_user_attr(K.ATTR_HEARTBEAT, time.time() - 120)
     else:
-        study.set_user_attr(S.ATTR_STATUS, "crashed")
+        study.set_user_attr(K.ATTR_STATUS, "crashed")
     # the core rule and the summary agree
     summary = next(s for s in list_studies(fake.storage_url) if s.name == NAME)
     assert not summary.alive and summary.interrupted and summary.display_status == "interrupted"
@@ -113,7 +114,7 @@ def test_picker_label_follows_the_status(home):
     at = app(TRIALS)
     picker = at.selectbox[0]
     assert picker.options[0].endswith("· running")
-    _study(fake).set_user_attr(S.ATTR_STATUS, "finished")
+    _study(fake).set_user_attr(K.ATTR_STATUS, "finished")
     at.run()
     picker2 = at.selectbox[0]
     assert picker2.options[0].endswith("· finished")
@@ -131,9 +132,9 @@ def test_trial_counter_counts_against_the_resumed_budget(home):
         db.execute("INSERT INTO trial_user_attributes (trial_id, key, value_json) VALUES (?, 'interrupted', 'true')",
                    (failed._trial_id,))
     db.close()
-    cfg = dict(study.user_attrs[S.ATTR_CONFIG])
+    cfg = dict(study.user_attrs[K.ATTR_CONFIG])
     cfg["n_trials"] = 5  # resumed with a budget of 5: #5 is the last one and still runs
-    study.set_user_attr(S.ATTR_CONFIG, cfg)
+    study.set_user_attr(K.ATTR_CONFIG, cfg)
     at = app(TRIALS)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Trials"] == "4/5"
@@ -154,7 +155,7 @@ def test_machines_panel_has_no_ghost_runners(home):
                                "joined": now - 950, "owner": False, "asked": 0},  # dead, never asked a trial
     }
     for rid, info in runners.items():
-        study.set_user_attr(S.ATTR_WORKER_PREFIX + rid, info)
+        study.set_user_attr(K.ATTR_WORKER_PREFIX + rid, info)
     at = app(TRIALS)
     label = next(e.label for e in at.expander if e.label.startswith("Machines"))
     assert label == "Machines: 1 runner, 1 working now"
@@ -231,7 +232,7 @@ def test_trials_failed_for_want_of_data_say_so_once_whole(home):
            "again:\n- datasets/mnist/mnist.npz\ndatasets/README.md has the details.")
     for _ in range(3):
         t = study.ask()
-        t.set_user_attr(S.T_ERROR, why)
+        t.set_user_attr(K.T_ERROR, why)
         study.tell(t, state=optuna.trial.TrialState.FAIL)
     at = app(TRIALS)
     tops = [e.value.replace("\\", "") for e in at.error if "could not be loaded" in e.value]

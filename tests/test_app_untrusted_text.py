@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from app.components import plain
 from core import storage as S
 from core.config import Settings
+from core import study as K  # the storage schema: attribute keys
 from tests.fakes import make_fake_study
 from tests.test_app_views import CONFIGURE, ROUTER, TIMEOUT, TRIALS
 
@@ -40,12 +41,12 @@ def hostile_home(tmp_path, monkeypatch):
     make_fake_study(url, HOSTILE, n_complete=1, n_pruned=0, n_failed=0, n_running=0, with_models=False,
                     status="crashed", settings=settings)
     study = optuna.load_study(study_name=HOSTILE, storage=S.open_storage(url))
-    study.set_user_attr(S.ATTR_NOTE, "note: " + HOSTILE)
+    study.set_user_attr(K.ATTR_NOTE, "note: " + HOSTILE)
     done = study.trials[0]
-    attrs = {**done.user_attrs, S.T_HOST: "host " + HOSTILE, S.T_EXECUTOR: "runpod " + HOSTILE}
-    attrs[S.T_RESULT] = {**attrs[S.T_RESULT], "host": "host " + HOSTILE, "executor": "runpod " + HOSTILE}
+    attrs = {**done.user_attrs, K.T_HOST: "host " + HOSTILE, K.T_EXECUTOR: "runpod " + HOSTILE}
+    attrs[K.T_RESULT] = {**attrs[K.T_RESULT], "host": "host " + HOSTILE, "executor": "runpod " + HOSTILE}
     for state, values, extra in ((TrialState.COMPLETE, done.values, {}),
-                                 (TrialState.FAIL, None, {S.T_ERROR: "error " + HOSTILE})):
+                                 (TrialState.FAIL, None, {K.T_ERROR: "error " + HOSTILE})):
         study.add_trial(create_trial(state=state, values=values, params=done.params, distributions=done.distributions,
                                      user_attrs={**attrs, **extra}))
     return tmp_path

@@ -25,7 +25,8 @@ from streamlit.testing.v1 import AppTest
 from core import storage as S
 from core.architecture import ArchitectureVisualization, LayerVisualization
 from core.config import Settings
-from core.records import best_record, load_records, load_study, study_config
+from core.study import best_record, config_of, load_records, load_study
+from core import study as K  # the storage schema: attribute keys
 from tests.fakes import make_fake_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ def home(real_home, monkeypatch) -> Path:
 def records(home):
     url = S.resolve_url(None, Settings(home=home))
     recs = load_records(STUDY, url)
-    config = study_config(load_study(STUDY, url))
+    config = config_of(load_study(STUDY, url))
     done = {r.number: r for r in recs if r.state == "COMPLETE"}
     assert len(done) == 2, [r.state for r in recs]
     return done, best_record(recs, config)
@@ -286,7 +287,7 @@ def test_follow_best_switches_to_a_better_trial(tmp_path, monkeypatch):
                                     "architecture": {"layers": [], "visualization": layout.to_dict()}})
     study = optuna.load_study(study_name="live", storage=S.open_storage(url))
     study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.999], params={}, distributions={},
-                                 user_attrs={S.T_RESULT: better.to_dict()}))
+                                 user_attrs={K.T_RESULT: better.to_dict()}))
     newest = max(t.number for t in study.get_trials(deepcopy=False))
     at.run()
     assert not at.exception

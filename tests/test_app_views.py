@@ -24,6 +24,7 @@ from core import storage as S
 from core.config import Settings, StudyConfig
 from core.health import METRIC_INFO
 from core.search_space import DEFAULT_TUNED, HYPERPARAMETERS
+from core import study as K  # the storage schema: attribute keys
 from tests.fakes import FakeStudy, advance_running_trial, make_fake_study, touch_heartbeat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,7 +285,7 @@ def test_configure_stop_reaches_a_study_run_elsewhere_through_the_storage(home, 
 
     def control():
         return optuna.load_study(study_name=fake.name, storage=S.open_storage(fake.storage_url)).user_attrs.get(
-            S.ATTR_CONTROL)
+            K.ATTR_CONTROL)
 
     at = app()
     # the fake study is "running" (fresh heartbeat) but not by this process: no resume, but
@@ -298,7 +299,7 @@ def test_configure_stop_reaches_a_study_run_elsewhere_through_the_storage(home, 
         assert (control() or {}).get("action") == "cancel"
     finally:
         optuna.load_study(study_name=fake.name, storage=S.open_storage(fake.storage_url)).set_user_attr(
-            S.ATTR_CONTROL, None)
+            K.ATTR_CONTROL, None)
     # a runner of this process is told directly
     monkeypatch.setattr(state, "runner_for", lambda name, url=None: object() if name == fake.name else None)
     monkeypatch.setattr(state, "stop", lambda name, url=None: runner_calls.append(("stop", name)) or True)
@@ -315,12 +316,12 @@ def test_gallery_lists_the_machines_working_on_the_study(home, fake):
     import optuna
 
     study = optuna.load_study(study_name=fake.name, storage=S.open_storage(fake.storage_url))
-    trial_runner = study.trials[0].user_attrs[S.T_RUNNER]
+    trial_runner = study.trials[0].user_attrs[K.T_RUNNER]
     now = time.time()
     attrs = {
-        S.ATTR_WORKER_PREFIX + trial_runner: {"host": "host-a", "pid": 11, "beat": now, "workers": 2,
+        K.ATTR_WORKER_PREFIX + trial_runner: {"host": "host-a", "pid": 11, "beat": now, "workers": 2,
                                               "status": "running", "joined": now - 60, "owner": True, "asked": 5},
-        S.ATTR_WORKER_PREFIX + "host-b:22:bb": {"host": "host-b", "pid": 22, "beat": now - 300, "workers": 1,
+        K.ATTR_WORKER_PREFIX + "host-b:22:bb": {"host": "host-b", "pid": 22, "beat": now - 300, "workers": 1,
                                                 "status": "running", "joined": now - 50, "owner": False, "asked": 2},
     }
     for k, v in attrs.items():
@@ -334,7 +335,7 @@ def test_gallery_lists_the_machines_working_on_the_study(home, fake):
         assert list(df["machine"]) == ["host-a", "host-b"]
         assert list(df["role"]) == ["owner", "joined worker"]
         assert list(df["status"]) == ["running", "gone (no heartbeat)"]
-        ran = sum(1 for t in study.trials if t.user_attrs.get(S.T_RUNNER) == trial_runner)
+        ran = sum(1 for t in study.trials if t.user_attrs.get(K.T_RUNNER) == trial_runner)
         assert ran == len(study.trials) > 0
         assert int(df["trials"][0]) == ran and int(df["trials"][1]) == 0
     finally:
@@ -569,7 +570,7 @@ def test_summary_arithmetic():
     import datetime as dt
 
     from app import components as C
-    from core.records import TrialRecord
+    from core.study import TrialRecord
 
     t0 = dt.datetime(2025, 1, 1, 12, 0, 0)
 

@@ -155,7 +155,7 @@ def test_summary_says_what_pruning_saved(tmp_path):
     from core import storage as S
     from core.cli import summary_table
     from core.config import Settings
-    from core.records import epochs_spent, load_records
+    from core.study import epochs_spent, load_records
     from tests.fakes import make_fake_study
 
     settings = Settings(home=tmp_path)

@@ -133,14 +133,14 @@ def test_study_names_with_path_parts_or_control_characters_are_refused(name, tmp
 
 
 def test_every_study_folder_comes_from_one_function(tmp_path):
-    from core import artifacts
+    from core import paths
     from core.config import study_folder_name
 
     s = Settings(home=tmp_path)
-    assert artifacts.study_dir("col a", s) == s.runs_dir / study_folder_name("col a")
-    assert artifacts.trial_dir("col a", 3, s) == s.runs_dir / study_folder_name("col a") / "trial-0003"
+    assert paths.study_dir("col a", s) == s.runs_dir / study_folder_name("col a")
+    assert paths.trial_dir("col a", 3, s) == s.runs_dir / study_folder_name("col a") / "trial-0003"
     spec = TrialSpec(dataset="digits", params={}, study="col a", trial_number=3)
-    assert s.trial_dir(spec) == artifacts.trial_dir("col a", 3, s)
+    assert s.trial_dir(spec) == paths.trial_dir("col a", 3, s)
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def test_a_small_study_passes_the_limits_and_the_example_is_valid():
 
 @pytest.mark.slow
 def test_example_study_is_created_once_and_completes(hpo_home):
-    from core import records
+    from core import study as records
 
     runner = demo.ensure_example_study()
     assert runner is not None

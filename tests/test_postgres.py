@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from core import study as K  # the storage schema: attribute keys
 from tests.pg import pg_bin, postgres_server
 
 pytestmark = [
@@ -91,15 +92,14 @@ def _running_by(name: str, url: str, proc: subprocess.Popen) -> bool:
     """Whether process ``proc``'s runner has a RUNNING trial in the study."""
     from optuna.trial import TrialState
 
-    from core import storage as S
 
-    return any(t.state == TrialState.RUNNING and str(t.user_attrs.get(S.T_RUNNER, "")).split(":")[1:2] == [str(proc.pid)]
+    return any(t.state == TrialState.RUNNING and str(t.user_attrs.get(K.T_RUNNER, "")).split(":")[1:2] == [str(proc.pid)]
                for t in _trials(name, url))
 
 
 def test_two_runners_share_one_study(pg_url, tmp_path):
     from core import storage as S
-    from core.records import load_records
+    from core.study import load_records
 
     name = "pg"
     a, b, a_log, b_log = _owner_and_worker(name, pg_url, tmp_path, 6)
@@ -122,21 +122,20 @@ def test_two_runners_share_one_study(pg_url, tmp_path):
     assert all(r.state == "COMPLETE" for r in records), [(r.number, r.state, r.error) for r in records]
     dirs = [r.spec["artifacts_dir"] for r in records]
     assert len(dirs) == len(set(dirs))
-    runners = {t.user_attrs.get(S.T_RUNNER) for t in trials}
+    runners = {t.user_attrs.get(K.T_RUNNER) for t in trials}
     pids = {rid.split(":")[1] for rid in runners}
     assert pids == {str(a.pid), str(b.pid)}, runners  # both processes ran trials
     assert saw_running
     assert all(r.host for r in records) and hosts_while_running and "" not in hosts_while_running
     attrs = __import__("optuna").load_study(study_name=name, storage=S.open_storage(pg_url)).user_attrs
-    assert attrs[S.ATTR_STATUS] == "finished"  # the owner's; the worker never wrote it
-    workers = {k: v for k, v in attrs.items() if k.startswith(S.ATTR_WORKER_PREFIX)}
+    assert attrs[K.ATTR_STATUS] == "finished"  # the owner's; the worker never wrote it
+    workers = {k: v for k, v in attrs.items() if k.startswith(K.ATTR_WORKER_PREFIX)}
     assert len(workers) == 2 and sorted(v["owner"] for v in workers.values()) == [False, True]
 
 
 def test_killed_worker_is_swept_and_budget_completes(pg_url, tmp_path):
     from optuna.trial import TrialState
 
-    from core import storage as S
     from core.study import T_INTERRUPTED
 
     name = "pg-kill"
@@ -152,7 +151,7 @@ def test_killed_worker_is_swept_and_budget_completes(pg_url, tmp_path):
     counted = [t for t in trials if t.state == TrialState.COMPLETE
                or (t.state == TrialState.FAIL and not t.user_attrs.get(T_INTERRUPTED))]
     assert 6 <= len(counted) <= 7, [(t.number, t.state.name) for t in trials]
-    killed = [t for t in trials if str(t.user_attrs.get(S.T_RUNNER, "")).split(":")[1:2] == [str(b.pid)]]
+    killed = [t for t in trials if str(t.user_attrs.get(K.T_RUNNER, "")).split(":")[1:2] == [str(b.pid)]]
     assert killed and all(t.state in (TrialState.FAIL, TrialState.COMPLETE) for t in killed)
     assert any(t.user_attrs.get(T_INTERRUPTED) or t.state == TrialState.COMPLETE for t in killed)
 
@@ -180,12 +179,12 @@ def test_stop_from_the_app_reaches_joined_workers(pg_url, tmp_path, cancel):
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert len(trials) < 40
     attrs = __import__("optuna").load_study(study_name=name, storage=S.open_storage(pg_url)).user_attrs
-    assert attrs[S.ATTR_STATUS] == ("cancelled" if cancel else "stopped")
-    workers = [v for k, v in attrs.items() if k.startswith(S.ATTR_WORKER_PREFIX)]
+    assert attrs[K.ATTR_STATUS] == ("cancelled" if cancel else "stopped")
+    workers = [v for k, v in attrs.items() if k.startswith(K.ATTR_WORKER_PREFIX)]
     assert sorted(v["status"] for v in workers) == ["cancelled" if cancel else "stopped"] * 2
     if cancel:  # 40-epoch trials were cut off: both runners' last trials are FAIL "cancelled"
-        cut = [t for t in trials if t.user_attrs.get(S.T_ERROR) == "cancelled"]
-        assert {str(t.user_attrs[S.T_RUNNER]).split(":")[1] for t in cut} == {str(a.pid), str(b.pid)}
+        cut = [t for t in trials if t.user_attrs.get(K.T_ERROR) == "cancelled"]
+        assert {str(t.user_attrs[K.T_RUNNER]).split(":")[1] for t in cut} == {str(a.pid), str(b.pid)}
         assert took < 40, took
     else:
         assert {t.state for t in trials} == {TrialState.COMPLETE}  # running trials were finished, not cut

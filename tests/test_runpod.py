@@ -17,6 +17,7 @@ import pytest
 from core.config import StudyConfig, TrialSpec
 from core.executors.base import DoneEvent, EpochEvent, ExecutorFull
 from core.executors.runpod import RetryPolicy, RunPodExecutor, failure_reason, resolve_base_url
+from core import study as K  # the storage schema: attribute keys
 from tests.fake_runpod import FakeRunPod, Faults, fake_body
 
 KEY = "rpa_SECRET_test_key_0123456789"
@@ -148,11 +149,11 @@ def test_fault_storm_through_the_study_runner(tmp_path, hpo_home, all_logs):
     states = {t.number: t.state.name for t in trials}
     assert states.pop(5) == "FAIL" and set(states.values()) == {"COMPLETE"}
     for t in trials:
-        assert t.user_attrs[S.T_EXECUTOR] == "runpod"
+        assert t.user_attrs[K.T_EXECUTOR] == "runpod"
         if t.state.name == "COMPLETE":
             assert sorted(t.intermediate_values) == [1, 2, 3]
-            assert t.user_attrs[S.T_RESULT]["model_path"].endswith("model.keras")  # downloaded (keep-best-k may prune it)
-    assert "simulated worker crash" in trials[5].user_attrs[S.T_RESULT]["error"]
+            assert t.user_attrs[K.T_RESULT]["model_path"].endswith("model.keras")  # downloaded (keep-best-k may prune it)
+    assert "simulated worker crash" in trials[5].user_attrs[K.T_RESULT]["error"]
     assert KEY not in "\n".join(all_logs)
 
 
@@ -254,7 +255,7 @@ def test_an_endpoint_that_echoes_the_key_never_gets_it_stored_or_shown(tmp_path,
     assert fake.counts["fault:400"] == 2
 
     study = optuna.load_study(study_name="rp-echo", storage=S.resolve_url(None))
-    errors = {t.number: t.user_attrs[S.T_RESULT].get("error") for t in study.get_trials()}
+    errors = {t.number: t.user_attrs[K.T_RESULT].get("error") for t in study.get_trials()}
     echoed = [e for e in errors.values() if e and "Authorization" in e]
     assert len(echoed) == 2, errors  # the refused /run and the crashed job both quoted the header...
     assert all("[redacted]" in e for e in echoed)  # ...and the key was cut out of each
@@ -375,17 +376,17 @@ def test_endpoint_down_mid_study_moves_the_trials_to_local_workers(hpo_home, cle
     assert runner.status == "finished", runner.error
 
     study = optuna.load_study(study_name="rp-down", storage=S.resolve_url(None))
-    fallback = study.user_attrs[S.ATTR_FALLBACK]
+    fallback = study.user_attrs[K.ATTR_FALLBACK]
     assert fallback["from"] == "runpod" and fallback["to"] == "local" and fallback["moved"] == [0, 1]
     assert fallback["at"] - down_at < 15, fallback["at"] - down_at  # seconds, not lost_after_s (300 s)
-    note = study.user_attrs[S.ATTR_NOTE]
+    note = study.user_attrs[K.ATTR_NOTE]
     assert note == fallback["message"] and "stopped answering mid-study" in note and "trials 0, 1 moved" in note
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     for t in trials:
-        assert t.user_attrs[S.T_RESULT]["executor"] == "local" and t.user_attrs[S.T_EXECUTOR] == "local"
+        assert t.user_attrs[K.T_RESULT]["executor"] == "local" and t.user_attrs[K.T_EXECUTOR] == "local"
         assert sorted(t.intermediate_values) == [1, 2]  # epoch 1 of a moved trial is not reported twice
-        assert t.user_attrs[S.T_RESULT]["val_accuracy"] is not None
+        assert t.user_attrs[K.T_RESULT]["val_accuracy"] is not None
     # the moved trials' first epoch stays RunPod's report; the second is the local worker's
     assert {n: trials[n].intermediate_values[1] for n in (0, 1)} == first
 

@@ -14,6 +14,7 @@ import pytest
 from core import storage as S
 from core.config import ConfigError, Settings, StudyConfig
 from core.study import T_INTERRUPTED, StudyRunner, create_study, runner_alive, sweep_stale
+from core import study as K  # the storage schema: attribute keys
 from tests.fakes import FakeExecutor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,15 +89,15 @@ def test_study_on_two_workers_stores_every_trial(finished, url, settings):
     assert sorted(n for n, _ in ended) == [0, 1, 2, 3]
     for t in trials:
         attrs = t.user_attrs
-        result = attrs[S.T_RESULT]
+        result = attrs[K.T_RESULT]
         assert result["status"] == "complete"
         assert set(result["health"]) == METRICS and all(0 <= v <= 1 for v in result["health"].values())
         assert t.values[0] == pytest.approx(result["val_accuracy"])
-        assert attrs[S.T_TEST_ACCURACY] == result["test_accuracy"]
-        assert attrs[S.T_HEALTH] == result["health_score"] and attrs[S.T_PARAMS] > 0
-        assert attrs[S.T_EXECUTOR] == "local" and attrs[S.T_HOST]
-        assert attrs[S.T_SPEC]["params"]["filters"] == 8 and attrs[S.T_SPEC]["epochs"] == 2
-        assert attrs[S.T_PROGRESS]["epoch"] == 2
+        assert attrs[K.T_TEST_ACCURACY] == result["test_accuracy"]
+        assert attrs[K.T_HEALTH] == result["health_score"] and attrs[K.T_PARAMS] > 0
+        assert attrs[K.T_EXECUTOR] == "local" and attrs[K.T_HOST]
+        assert attrs[K.T_SPEC]["params"]["filters"] == 8 and attrs[K.T_SPEC]["epochs"] == 2
+        assert attrs[K.T_PROGRESS]["epoch"] == 2
         assert set(t.intermediate_values) == {1, 2}
     # two workers: some trials overlapped in time
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
@@ -106,8 +107,8 @@ def test_study_on_two_workers_stores_every_trial(finished, url, settings):
     assert len(list(folder.glob("trial-*/result.json"))) == 4
     assert len(list(folder.glob("trial-*/model.keras"))) == 2
     study_attrs = _study("four", url).user_attrs
-    assert study_attrs[S.ATTR_STATUS] == "finished" and StudyConfig.from_dict(study_attrs[S.ATTR_CONFIG]).name == "four"
-    assert study_attrs[S.ATTR_CREATED] <= study_attrs[S.ATTR_HEARTBEAT]
+    assert study_attrs[K.ATTR_STATUS] == "finished" and StudyConfig.from_dict(study_attrs[K.ATTR_CONFIG]).name == "four"
+    assert study_attrs[K.ATTR_CREATED] <= study_attrs[K.ATTR_HEARTBEAT]
 
 
 def _study(name, url):
@@ -134,10 +135,10 @@ def test_optuna_own_api_reads_the_study(finished, url):
 
 def test_records_artifacts_and_export(finished, url, tmp_path):
     from core import artifacts
-    from core.records import best_record, load_records, study_config
+    from core.study import best_record, config_of, load_records
 
     records = load_records("four", url)
-    config = study_config(_study("four", url))
+    config = config_of(_study("four", url))
     table = artifacts.study_table(records, config)
     assert len(table) == 4 and {"val_accuracy", "test_accuracy", "health_score", "param_learning_rate"} <= set(table.columns)
     best = best_record(records, config)
@@ -152,10 +153,10 @@ def test_records_artifacts_and_export(finished, url, tmp_path):
 def test_reproduce_config_retrains_the_same_model(finished, url, tmp_path, clear_keras):
     from core import artifacts
     from core.config import TrialSpec
-    from core.records import best_record, load_records, study_config
+    from core.study import best_record, config_of, load_records
     from core.training import run_trial
 
-    best = best_record(load_records("four", url), study_config(_study("four", url)))
+    best = best_record(load_records("four", url), config_of(_study("four", url)))
     spec = TrialSpec.from_dict({**artifacts.reproduce_config(best), "save_model": False})
     again = run_trial(spec)
     # same seeds and data; only the thread count differs from the worker (float summation order)
@@ -179,10 +180,10 @@ def test_pruning_stops_trials_early(ex, url, settings):
     trials = _trials("pruned", url)
     assert [t.state.name for t in trials] == ["PRUNED"] * 3
     for t in trials:
-        assert t.user_attrs[S.T_RESULT]["status"] == "stopped"
+        assert t.user_attrs[K.T_RESULT]["status"] == "stopped"
         # pruned at epoch 1, and it stopped there: the worker waited for the verdict
         assert list(t.intermediate_values) == [1]
-        assert t.user_attrs[S.T_RESULT]["epochs_run"] == 1
+        assert t.user_attrs[K.T_RESULT]["epochs_run"] == 1
     assert runner.counts.pruned == 3 and runner.status == "finished"
 
 
@@ -226,8 +227,8 @@ def test_out_of_range_trial_fails_and_the_study_goes_on(ex, url, settings):
     states = _states("nan", url)
     assert states[0] == "FAIL" and [states[1], states[2]] == ["COMPLETE", "COMPLETE"]
     failed = _trials("nan", url)[0]
-    assert "learning_rate" in failed.user_attrs[S.T_ERROR] and "0.03" in failed.user_attrs[S.T_ERROR]
-    assert not failed.user_attrs.get(S.T_RESULT, {}).get("epochs_run")  # refused, not trained
+    assert "learning_rate" in failed.user_attrs[K.T_ERROR] and "0.03" in failed.user_attrs[K.T_ERROR]
+    assert not failed.user_attrs.get(K.T_RESULT, {}).get("epochs_run")  # refused, not trained
     assert (settings.study_dir("nan") / "trial-0000" / "result.json").exists()
     assert runner.status == "finished"
 
@@ -244,7 +245,7 @@ def test_stop_then_resume_continues_numbering(ex, url, settings):
     assert runner.status == "stopped"
     first = _states("stopres", url)
     assert set(first.values()) == {"COMPLETE"} and len(first) < 5  # running trials finished, no new ones
-    assert _study("stopres", url).user_attrs[S.ATTR_STATUS] == "stopped"
+    assert _study("stopres", url).user_attrs[K.ATTR_STATUS] == "stopped"
 
     resumed = StudyRunner.resume("stopres", url, executor=ex, settings=settings).start()
     assert resumed.join(240)
@@ -265,7 +266,7 @@ def test_cancel_ends_running_trials_as_failed(ex, url, settings):
     assert runner.status == "cancelled"
     trials = _trials("cancelled", url)
     assert trials and all(t.state.name == "FAIL" for t in trials)
-    assert all(t.user_attrs[S.T_ERROR] == "cancelled" and t.user_attrs[T_INTERRUPTED] for t in trials)
+    assert all(t.user_attrs[K.T_ERROR] == "cancelled" and t.user_attrs[T_INTERRUPTED] for t in trials)
     assert ex.running == set()  # the shared workers are free again
 
 
@@ -388,9 +389,9 @@ def test_health_aware_and_pareto_objectives(url, settings):
                          settings=settings).start()
     assert runner.join(30) and runner.error is None
     for t in _trials("aware", url):
-        acc = t.user_attrs[S.T_RESULT]["val_accuracy"]
+        acc = t.user_attrs[K.T_RESULT]["val_accuracy"]
         assert t.value == pytest.approx(0.6 * acc + 0.4 * 0.5)
-        assert t.user_attrs[S.T_EXECUTOR] == "fake" and t.user_attrs[S.T_HOST] == "fake-host"
+        assert t.user_attrs[K.T_EXECUTOR] == "fake" and t.user_attrs[K.T_HOST] == "fake-host"
 
     cfg = _config("front", url, mode="pareto", sampler="nsga2", pruner="none", n_trials=6)
     runner = StudyRunner(cfg, executor=FakeExecutor(), settings=settings).start()
@@ -415,8 +416,8 @@ def test_runner_crash_is_recorded(url, settings):
     states = _states("crash", url)
     assert states[0] == "COMPLETE" and states[1] == "FAIL" and len(states) == 2
     failed = _trials("crash", url)[1]
-    assert "runner crashed" in failed.user_attrs[S.T_ERROR] and failed.user_attrs[T_INTERRUPTED]
-    assert _study("crash", url).user_attrs[S.ATTR_STATUS] == "crashed"
+    assert "runner crashed" in failed.user_attrs[K.T_ERROR] and failed.user_attrs[T_INTERRUPTED]
+    assert _study("crash", url).user_attrs[K.ATTR_STATUS] == "crashed"
     assert not fake.shut  # an executor passed in belongs to the caller
 
 
@@ -449,7 +450,7 @@ def test_stop_and_cancel_asked_through_the_storage(url, settings):
     assert runner.join(15) and runner.status == "stopped", runner.status
     states = _states("asked", url)
     assert 2 <= len(states) < 40 and set(states.values()) == {"COMPLETE"}  # the running trial finished
-    assert _study("asked", url).user_attrs[S.ATTR_STATUS] == "stopped"
+    assert _study("asked", url).user_attrs[K.ATTR_STATUS] == "stopped"
 
     again = StudyRunner.resume("asked", url, n_trials=len(states) + 2, executor=FakeExecutor(capacity=1),
                                settings=settings).start()
@@ -464,7 +465,7 @@ def test_stop_and_cancel_asked_through_the_storage(url, settings):
     request_stop("asked", url, cancel=True)
     assert slow.join(15) and slow.status == "cancelled"
     last = _trials("asked", url)[-1]
-    assert last.state.name == "FAIL" and last.user_attrs[S.T_ERROR] == "cancelled"
+    assert last.state.name == "FAIL" and last.user_attrs[K.T_ERROR] == "cancelled"
 
 
 @pytest.mark.parametrize("owner_started_ago, asks", [(100.0, False), (5.0, True)])
@@ -477,8 +478,8 @@ def test_joined_runner_time_budget_runs_from_the_owners_start(url, settings, own
     study = create_study(_config(name, url, n_trials=None, timeout_s=60.0, epochs=1), settings=settings)
     now = time.time()
     study.set_user_attr(ATTR_RUNNER, {"host": "elsewhere", "pid": 1, "started": now - owner_started_ago, "id": "x"})
-    study.set_user_attr(S.ATTR_STATUS, "running")
-    study.set_user_attr(S.ATTR_HEARTBEAT, now)
+    study.set_user_attr(K.ATTR_STATUS, "running")
+    study.set_user_attr(K.ATTR_HEARTBEAT, now)
     worker = StudyRunner.attach(name, url, executor=FakeExecutor(capacity=1, epoch_s=0.05), settings=settings).start()
     try:
         if asks:
@@ -510,30 +511,30 @@ def test_runner_crash_between_ask_and_submit_leaves_nothing_running(url, setting
     states = _states("crash-ask", url)
     assert "RUNNING" not in states.values() and states[1] == "FAIL", states
     asked = _trials("crash-ask", url)[1]
-    assert "runner crashed" in asked.user_attrs[S.T_ERROR] and asked.user_attrs[T_INTERRUPTED]
+    assert "runner crashed" in asked.user_attrs[K.T_ERROR] and asked.user_attrs[T_INTERRUPTED]
     study = _study("crash-ask", url)
-    assert study.user_attrs[S.ATTR_WORKER_PREFIX + runner.runner_id]["status"] == "crashed"
+    assert study.user_attrs[K.ATTR_WORKER_PREFIX + runner.runner_id]["status"] == "crashed"
     assert not runner_alive(study)
 
 
 def test_keep_best_never_deletes_another_runners_unfinished_model(url, settings):
     """Another runner's trial has saved model.keras but is not told yet: keep-best must leave it."""
-    from core import artifacts
+    from core import paths
 
     cfg = _config("keep-race", url, n_trials=4, keep_best_k=1)
     study = create_study(cfg, settings=settings)
     other = "elsewhere:4242:abcdef"
     foreign = study.ask()
-    foreign.set_user_attr(S.T_RUNNER, other)
-    study.set_user_attr(S.ATTR_WORKER_PREFIX + other, {"host": "elsewhere", "pid": 4242, "beat": time.time(),
+    foreign.set_user_attr(K.T_RUNNER, other)
+    study.set_user_attr(K.ATTR_WORKER_PREFIX + other, {"host": "elsewhere", "pid": 4242, "beat": time.time(),
                                                        "status": "running"})
-    model = artifacts.trial_dir("keep-race", foreign.number, settings) / "model.keras"
+    model = paths.trial_dir("keep-race", foreign.number, settings) / "model.keras"
     model.parent.mkdir(parents=True)
     model.write_bytes(b"a trained model")
-    finished_model = artifacts.trial_dir("keep-race", 99, settings) / "model.keras"  # no trial 99 in the storage
+    finished_model = paths.trial_dir("keep-race", 99, settings) / "model.keras"  # no trial 99 in the storage
     finished_model.parent.mkdir(parents=True)
     finished_model.write_bytes(b"not ours to judge")
-    ours = [artifacts.trial_dir("keep-race", n, settings) / "model.keras" for n in (1, 2, 3)]
+    ours = [paths.trial_dir("keep-race", n, settings) / "model.keras" for n in (1, 2, 3)]
     for path in ours:  # the runner's own trials (FakeExecutor saves no models)
         path.parent.mkdir(parents=True)
         path.write_bytes(b"model")

@@ -22,6 +22,7 @@ import requests
 
 from core import worker
 from core.config import StudyConfig, TrialResult, TrialSpec
+from core import study as K  # the storage schema: attribute keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -275,7 +276,7 @@ def test_study_through_the_sdk_local_server(sdk_server, hpo_home, clear_keras):
         assert len(trials) == 4
         for t in trials:
             assert t.state == optuna.trial.TrialState.COMPLETE, t.user_attrs
-            res = t.user_attrs[S.T_RESULT]
+            res = t.user_attrs[K.T_RESULT]
             assert res["executor"] == "runpod" and res["val_accuracy"] is not None and res["test_accuracy"] is not None
             assert res["model_path"] is None or Path(res["model_path"]).is_file()
 

@@ -22,7 +22,7 @@ from core.config import ConfigError, StudyConfig
 from core.diagnosis import diagnose
 from core.health import COMPOSITE_HELP, METRIC_INFO
 from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
-from core.records import TrialRecord
+from core.study import TrialRecord
 
 MIN_IMPORTANCE_TRIALS = 5  # fANOVA on fewer complete trials says more about noise than about the params
 

@@ -18,7 +18,7 @@ from app import state
 from core.config import MODE_HELP, PRUNER_HELP, PRUNING_MEASURED, SAMPLER_HELP, StudyConfig
 from core.health import COMPOSITE_HELP, METRIC_INFO, WEIGHTS, evidence_sentences
 from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
-from core.records import TrialRecord, epochs_spent
+from core.study import TrialRecord, epochs_spent
 from core.search_space import HYPERPARAMETERS, Hyperparameter
 
 APPLIES = {"image": "CNN (images)", "text": "LSTM (text)", "both": "CNN and LSTM"}

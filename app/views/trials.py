@@ -16,7 +16,7 @@ import streamlit as st
 
 from app import components as C
 from app import state
-from core.records import TrialRecord, pareto_front
+from core.study import TrialRecord, pareto_front
 
 FILTER_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 SORTS = {

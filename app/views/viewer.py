@@ -37,7 +37,7 @@ from app import components as C
 from app import state
 from core import artifacts
 from core.architecture import ArchitectureVisualization, export_architecture_json, score_color
-from core.records import TrialRecord
+from core.study import TrialRecord
 from core.health import DEAD_LABELS, GRADIENT_HELP, UPDATE_RATIO_HELP
 from core.scene import COLOR_BY, export_filename
 
