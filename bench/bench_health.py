@@ -5,8 +5,8 @@ For digits (all of it) and Fashion-MNIST (10 000 training samples, loaded by
 CNN is trained twice in this process, interleaved, each way:
 
 * bare: build, ``model.fit`` with the validation set, evaluate validation and test;
-* ``run_trial``: the same plus what health needs (``HealthMonitor``: batch losses, per-epoch
-  gradient norms, weight snapshots before and after an epoch and one step; the activation
+* ``run_trial``: the same plus what health needs (``HealthMonitor``: batch losses, weight
+  snapshots around each epoch's middle step, gradient norms at 3 scheduled epochs; the activation
   probe; per-class accuracy; the six metrics) and the shifted-data accuracy (model saving off:
   it is not health).
 

@@ -138,7 +138,7 @@ class LayerVisualization:
         output_shape: Output shape without the batch axis; None entries are unknown (sequence length).
         activation: Activation name where the layer has one.
         dead_fraction: Share of units that carry no signal (``core.health.dead_units``), if measured.
-        grad_norm: L2 norm of this layer's gradient on a fixed batch (last epoch), if measured.
+        grad_norm: L2 norm of this layer's gradient on a fixed batch (last measured epoch), if measured.
         gradient_score: This layer's gradient health in [0, 1] (``core.health.layer_gradient_scores``).
         update_ratio: How far the layer's weights move per training step, relative to their size.
         dead_label: What "dead" means for this layer's activation, in words.

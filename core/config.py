@@ -175,7 +175,7 @@ class LayerHealth:
     layer_type: str
     units: int  # dense units, conv channels or LSTM units
     dead_fraction: float | None = None  # share of units that carry no signal (core.health.dead_units)
-    grad_norm: float | None = None  # L2 norm of this layer's gradient on a fixed batch, last epoch
+    grad_norm: float | None = None  # L2 norm of this layer's gradient on a fixed batch, last measured epoch
     activation_mean: float | None = None
     update_ratio: float | None = None  # update-to-weight ratio per training step (median over epochs)
     gradient_score: float | None = None  # this layer's share of gradient_health (core.health.layer_gradient_scores)

@@ -73,17 +73,18 @@ def unit_statistics(activations: np.ndarray) -> dict[str, Any]:
     outputs with |a| > SATURATED) and the layer's overall ``mean``.  Non-finite outputs make
     a unit's figures NaN (it then counts as dead).
     """
-    a = np.asarray(activations, dtype=np.float64)
+    a = np.asarray(activations, dtype=np.float32)
     flat = a.reshape(-1, a.shape[-1])
-    finite = np.all(np.isfinite(flat), axis=0)
-    safe = np.where(np.isfinite(flat), flat, 0.0)
-    std = np.where(finite, safe.std(axis=0), np.nan)
+    ok = np.isfinite(flat)
+    finite = ok.all(axis=0)
+    safe = flat if finite.all() else np.where(ok, flat, 0.0)
+    std = np.where(finite, safe.std(axis=0, dtype=np.float64), np.nan)
     mx = np.where(finite, safe.max(axis=0), np.nan)
     mn = np.where(finite, safe.min(axis=0), np.nan)
-    sat = np.where(finite, (np.abs(safe) > SATURATED).mean(axis=0), np.nan)
+    sat = np.where(finite, np.count_nonzero(np.abs(safe) > SATURATED, axis=0) / max(1, len(safe)), np.nan)
     r = lambda v: [float(f"{x:.4g}") if math.isfinite(x) else None for x in v]  # noqa: E731 - compact JSON
     return {"std": r(std), "max": r(mx), "min": r(mn), "saturated": r(sat),
-            "mean": float(np.mean(safe)) if safe.size else 0.0}
+            "mean": float(np.mean(safe, dtype=np.float64)) if safe.size else 0.0}
 
 
 def dead_units(stats: Mapping[str, Any], activation: str) -> np.ndarray:
@@ -244,7 +245,7 @@ def depth_spread(layers: Sequence[Mapping[str, Any]]) -> float | None:
         return None
 
     def rel(r):
-        vals = [g / w for g, w in zip(r["grad_norm"], r["weight_norm"]) if w > 0 and g > 0]
+        vals = [g / w for g, w in zip(r["grad_norm"], r["weight_norm"]) if g is not None and w > 0 and g > 0]
         return float(np.median(vals)) if vals else None
 
     first, last = rel(rows[0]), rel(rows[-1])
@@ -480,8 +481,9 @@ def measure(stats: Mapping[str, Any]) -> HealthReport:
     out_layers = []
     for rec in layers:
         row = by_name.get(rec["name"], {"name": rec["name"], "layer_type": rec.get("kind", ""), "units": 0})
-        if rec.get("grad_norm"):
-            row["grad_norm"] = rec["grad_norm"][-1]
+        measured = [g for g in rec.get("grad_norm") or [] if g is not None]
+        if measured:
+            row["grad_norm"] = measured[-1]
         finite = [v for v in rates.get(rec["name"], []) if math.isfinite(v)]
         if finite:
             row["update_ratio"] = float(np.median(finite))

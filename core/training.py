@@ -36,7 +36,7 @@ PROBE_SAMPLES = 512  # activations are measured on this many validation samples 
 # Cross-entropy of a softmax is at most ~16 (Keras clips probabilities at 1e-7): a loss above
 # this means the weights blew up even where the float did not overflow yet.
 DIVERGED_LOSS = 1e4
-GRAD_BATCH = 128  # samples in the fixed batch whose gradients are measured after each epoch
+GRAD_BATCH = 128  # samples in the fixed batch whose gradients are measured (core.monitor.grad_epochs)
 
 
 @functools.lru_cache(maxsize=4)
@@ -155,7 +155,8 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
     units = unit_layers(model)
 
     monitor = HealthMonitor(data.x_train[:GRAD_BATCH], data.y_train[:GRAD_BATCH], batch_size=batch_size,
-                            n_train=len(data.x_train), on_epoch=on_epoch, should_stop=should_stop)
+                            n_train=len(data.x_train), on_epoch=on_epoch, should_stop=should_stop,
+                            epochs=spec.epochs)
     callbacks: list[Any] = [monitor]
     if params.get("lr_schedule") == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
@@ -182,7 +183,8 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
         return
 
     t = time.perf_counter()
-    val_pred = _predict(model, data.x_val)
+    # one forward pass gives the validation predictions and the activations health probes
+    val_pred, activations = _predict_with_probe(model, units, data.x_val)
     test_pred = _predict(model, data.x_test)
     result.val_accuracy = float((val_pred.argmax(-1) == data.y_val).mean())
     result.val_loss = _xent(val_pred, data.y_val)
@@ -199,14 +201,7 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
     timings["shifted"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    probe_x = data.x_val[:PROBE_SAMPLES]
-    unit_stats: list[dict[str, Any]] = []
-    if units:
-        probe = keras.Model(model.input, [model.get_layer(u["output_layer"]).output for u in units])
-        outs = probe(probe_x, training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        for u, a in zip(units, outs):
-            unit_stats.append({**u, **H.unit_statistics(keras.ops.convert_to_numpy(a))})
+    unit_stats = [{**u, **H.unit_statistics(a)} for u, a in zip(units, activations)]
     # A linear model's parameter count: pixels x classes, or (bag of words) vocabulary x classes.
     baseline = int(np.prod(info.input_shape)) * info.num_classes
     if info.kind == "text":
@@ -277,6 +272,19 @@ def _shifted_test(info, x_test: np.ndarray) -> np.ndarray:
 
 
 _SHIFT_CACHE: dict[int, np.ndarray] = {}
+
+
+def _predict_with_probe(model, units: list[dict[str, Any]], x, probe: int = PROBE_SAMPLES):
+    """Class probabilities for ``x`` and, for its first ``probe`` samples, each unit layer's outputs (one pass)."""
+    import keras
+
+    if not units:
+        return _predict(model, x), []
+    m = keras.Model(model.input, [model.get_layer(u["output_layer"]).output for u in units] + [model.output])
+    outs = [keras.ops.convert_to_numpy(o) for o in m(x[:probe], training=False)]
+    rest = _predict(model, x[probe:]) if len(x) > probe else None
+    probs = outs[-1] if rest is None else np.concatenate([outs[-1], rest])
+    return probs, outs[:-1]
 
 
 def _predict(model, x, batch_size: int = 512) -> np.ndarray:

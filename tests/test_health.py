@@ -121,6 +121,18 @@ def test_embeddings_and_normalisation_are_left_out_and_depth_spread_counts():
     assert H.gradient_health(deep) == pytest.approx(1 / (1 + 3.0))
 
 
+def test_epochs_whose_gradient_was_not_measured_are_skipped():
+    # the monitor measures gradients at a few scheduled epochs and leaves None at the others
+    deep = [_layer("conv_1", "conv2d", 3e-3, grad=1e-6, epochs=5), _layer("output", "output", 3e-3, grad=0.1, epochs=5)]
+    for rec in deep:
+        rec["grad_norm"][1] = rec["grad_norm"][3] = None
+    deep[0]["grad_norm"][4] = 1e-4  # the last measured value is what a layer's row shows
+    assert H.depth_spread(deep) == pytest.approx(5.0)
+    rows = {r["name"]: r for r in H.measure({"num_classes": 10, "layers": deep}).layers}
+    assert rows["conv_1"]["grad_norm"] == pytest.approx(1e-4)
+    assert rows["output"]["grad_norm"] == pytest.approx(0.1)
+
+
 # --------------------------------------------------------------------------- convergence
 
 

@@ -18,7 +18,7 @@ def digits():
     return load_dataset("digits", max_samples=300, seed=0)
 
 
-def _fit(digits, params=None, epochs=2, **monitor_kw):
+def _fit(digits, params=None, epochs=2, planned=False, **monitor_kw):
     import keras
 
     from core.models import build_model
@@ -29,7 +29,7 @@ def _fit(digits, params=None, epochs=2, **monitor_kw):
     p = {**TINY, **(params or {})}
     model = build_model(p, digits.info, steps_per_epoch=10, epochs=epochs)
     mon = HealthMonitor(digits.x_train[:64], digits.y_train[:64], batch_size=p["batch_size"],
-                        n_train=len(digits.x_train), **monitor_kw)
+                        n_train=len(digits.x_train), epochs=epochs if planned else None, **monitor_kw)
     hist = model.fit(digits.x_train, digits.y_train, batch_size=p["batch_size"], epochs=epochs,
                      validation_data=(digits.x_val, digits.y_val), callbacks=[mon], verbose=0, shuffle=True)
     return mon, hist
@@ -62,6 +62,28 @@ def test_per_layer_figures_per_epoch(digits, clear_keras):
         assert all(u < w for u, w in zip(rec["update_norm"], rec["weight_norm"]))
     assert mon.epochs_run == 3 and mon.diverged_epoch is None and not mon.stopped
     assert mon.seconds > 0
+
+
+def test_grad_epochs_spread_over_the_planned_run():
+    from core.monitor import grad_epochs
+
+    assert grad_epochs(None) is None  # no plan: every epoch
+    assert grad_epochs(1) == {1}
+    assert grad_epochs(3) == {1, 2, 3}
+    assert grad_epochs(5) == {1, 3, 5}
+    assert grad_epochs(21) == {1, 11, 21}
+    assert grad_epochs(41, points=5) == {1, 11, 21, 31, 41}
+
+
+def test_gradients_are_measured_at_the_scheduled_epochs_only(digits, clear_keras):
+    mon, _ = _fit(digits, epochs=5, planned=True)
+    for rec in mon.layers:
+        measured = [i + 1 for i, g in enumerate(rec["grad_norm"]) if g is not None]
+        assert measured == [1, 3, 5]
+        assert all(g > 0 for g in rec["grad_norm"] if g is not None)
+        # the step figures are there for every epoch
+        assert len(rec["weight_norm"]) == len(rec["step_update_norm"]) == len(rec["update_norm"]) == 5
+        assert all(math.isfinite(v) and v > 0 for v in rec["step_update_norm"])
 
 
 def test_tiny_learning_rate_moves_weights_less(digits, clear_keras):

@@ -482,6 +482,8 @@ class StudyRunner:
                         if isinstance(event, DoneEvent):
                             self._on_done(event)
                     continue
+                if not self._stop.is_set() and self._budget_left(fresh=True):
+                    continue  # the sweep just ended a dead fellow's trial: its place is free again
                 self._set_status("stopped" if self._stop.is_set() else "finished")
                 return
             # (no trial of ours but budget left: a shared executor is still finishing someone
