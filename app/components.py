@@ -589,7 +589,7 @@ def render_study_downloads(study: str, records: Sequence[TrialRecord], config: S
         render_model_download(best, study, key=f"{key}-best-model",
                               label=f"Best model #{best.number} (.keras)" if best else "Best model (.keras)", primary=True)
     recs = list(records)
-    c2.download_button("Study (CSV)", data=lambda: artifacts.study_table(recs, config).to_csv(index=False),
+    c2.download_button("Study (CSV)", data=lambda: artifacts.study_csv(recs, config),
                        file_name=artifacts.artifact_name(study, "trials", "csv"), mime="text/csv",
                        key=f"{key}-csv", on_click="ignore", width="stretch", icon=":material/table:")
     c3.download_button("Study (JSON)", data=lambda: artifacts.study_json(study, recs, config),

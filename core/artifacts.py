@@ -134,10 +134,6 @@ def reproduce_config(record: "TrialRecord") -> dict[str, Any]:
     return spec.to_dict()
 
 
-def _short(value: Any) -> Any:
-    return round(value, 4) if isinstance(value, float) else value
-
-
 def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = None) -> "pd.DataFrame":
     """One row per trial, for the UI's table, the CLI's summary and CSV export.
 
@@ -149,6 +145,7 @@ def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = N
     import pandas as pd
 
     rows = []
+    hp_columns: set[str] = set()
     for r in records:
         res = r.result
         row: dict[str, Any] = {
@@ -174,7 +171,8 @@ def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = N
             }
         )
         for name, value in sorted(r.params.items()):
-            row[f"param_{name}"] = _short(value)
+            row[f"param_{name}"] = value  # full precision: a learning rate of 2.3e-4 stays 2.3e-4
+            hp_columns.add(f"param_{name}")
         rows.append(row)
     columns = ["number", "state", "objective", "val_accuracy", "test_accuracy", "shifted_accuracy", "health_score",
                *HEALTH_KEYS,
@@ -182,7 +180,14 @@ def study_table(records: Sequence["TrialRecord"], config: StudyConfig | None = N
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=columns)
-    return df[columns + sorted(c for c in df.columns if c.startswith("param_"))]
+    # the hyperparameters' own columns only: "param_count" is a result field, not a hyperparameter
+    return df[columns + sorted(hp_columns - set(columns))]
+
+
+def study_csv(records: Sequence["TrialRecord"], config: StudyConfig | None = None) -> str:
+    """:func:`study_table` as CSV, every float in its shortest exact form (``repr``): read back, it is
+    the same number (pandas' default writes 15 digits, so 0.0015984601931991705 came back changed)."""
+    return study_table(records, config).to_csv(index=False, float_format=lambda x: repr(float(x)))
 
 
 def study_json(name: str, records: Sequence["TrialRecord"], config: StudyConfig | None, extra: dict[str, Any] | None = None) -> str:
@@ -235,7 +240,7 @@ def export_study(
     written: dict[str, Path] = {}
 
     csv_path = out / download_name(name, "trials", "csv", when=when)
-    study_table(records, config).to_csv(csv_path, index=False)
+    csv_path.write_text(study_csv(records, config), encoding="utf-8")
     written["csv"] = csv_path
 
     json_path = out / download_name(name, "study", "json", when=when)
