@@ -9,7 +9,7 @@ import pandas as pd
 from core import artifacts
 from core import storage as S
 from core.config import Settings
-from core.records import load_records
+from core.study import load_records
 from tests.fakes import make_fake_study
 
 
