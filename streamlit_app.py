@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_LEARN, PAGE_TRIALS, PAGE_VIEWER, state
+from app.widgets import render_study_notices
 
 ROOT = Path(__file__).resolve().parent
 
@@ -28,4 +29,6 @@ pages = [
 if (ROOT / PAGE_VIEWER).is_file():
     pages.append(st.Page(PAGE_VIEWER, title="3D viewer", icon=":material/view_in_ar:"))
 
-st.navigation(pages, position="top").run()
+page = st.navigation(pages, position="top")
+render_study_notices()  # a toast, on whatever screen, when a study this tab saw running finishes or fails
+page.run()

@@ -148,9 +148,11 @@ def make_health_scatter(records: Sequence[TrialRecord], config: StudyConfig | No
                     hovertemplate="%{text}<br>val %{x:.3f}<br>health %{y:.3f}<extra></extra>")
     if config is not None and config.mode == "pareto":
         front = pareto_front(records)
+        # A staircase through the front (sorted by accuracy, health falling): every trial under or left of
+        # it is beaten on both by a front trial; a straight segment would cut through undominated space.
         fig.add_scatter(x=[r.val_accuracy for r in front], y=[r.health_score for r in front], mode="lines+markers",
                         name="Pareto front", text=[f"#{r.number}" for r in front],
-                        line=dict(color=BEST_COLOR, dash="dash"), marker=dict(size=12, color=BEST_COLOR),
+                        line=dict(color=BEST_COLOR, dash="dash", shape="vh"), marker=dict(size=12, color=BEST_COLOR),
                         hovertemplate="%{text} (front)<br>val %{x:.3f}<br>health %{y:.3f}<extra></extra>")
     if best is not None and best.val_accuracy is not None and best.health_score is not None:
         fig.add_scatter(x=[best.val_accuracy], y=[best.health_score], mode="markers", name=f"best #{best.number}",
@@ -267,3 +269,51 @@ def make_metric_effect_figure(records: Sequence[TrialRecord], metric: str, best:
     fig.update_xaxes(title=METRIC_INFO[metric]["title"], range=[-0.02, 1.02])
     fig.update_yaxes(title="validation accuracy")
     return _layout(fig, f"{METRIC_INFO[metric]['title']} vs accuracy in this study", height=300)
+
+
+# One colour per compared trial (Plotly's qualitative "Plotly" palette, readable on both themes).
+COMPARE_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880",
+                  "#ff97ff", "#fecb52")
+
+
+def make_compare_curves_figure(recs: Sequence[TrialRecord], metric: str = "accuracy") -> "go.Figure":
+    """Several trials' training (dotted) and validation (solid) ``metric`` per epoch on one pair of
+    axes; accuracy in percent on a fixed 0–100 % axis, so two such figures always read alike."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    pct = metric == "accuracy"
+    longest = 1
+    for i, r in enumerate(recs):
+        h = (r.result.history if r.result else None) or {}
+        color = COMPARE_COLORS[i % len(COMPARE_COLORS)]
+        for key, dash, what in ((f"val_{metric}", "solid", "validation"), (metric, "dot", "training")):
+            ys = [v for v in (h.get(key) or [])]
+            if not ys:
+                continue
+            longest = max(longest, len(ys))
+            ys = [None if v is None else (100 * v if pct else v) for v in ys]
+            fig.add_scatter(x=list(range(1, len(ys) + 1)), y=ys, mode="lines+markers", name=f"#{r.number} {what}",
+                            legendgroup=f"#{r.number}", line=dict(color=color, dash=dash),
+                            hovertemplate=f"#{r.number} {what}<br>epoch %{{x}}: %{{y:.{1 if pct else 3}f}}"
+                                          f"{' %' if pct else ''}<extra></extra>")
+    fig.update_xaxes(title="epoch", dtick=1 if longest <= 12 else None)
+    if pct:
+        fig.update_yaxes(title="accuracy (%)", range=[0, 100], ticksuffix=" %")
+    else:
+        fig.update_yaxes(title=metric)
+    return _layout(fig, f"Training (dotted) and validation (solid) {metric}", height=380, legend="bottom")
+
+
+def make_sparkline_figure(curve: Sequence[float], label: str = "val accuracy") -> "go.Figure":
+    """A card's small curve: validation accuracy per epoch, with an epoch axis, a % axis and a hover."""
+    import plotly.graph_objects as go
+
+    xs = list(range(1, len(curve) + 1))
+    fig = go.Figure(go.Scatter(x=xs, y=[100 * v for v in curve], mode="lines+markers", line=dict(color=PLOT_COLOR["COMPLETE"]),
+                               marker=dict(size=4), hovertemplate=f"epoch %{{x}}: {label} %{{y:.1f}} %<extra></extra>"))
+    lo = min(100 * v for v in curve)
+    fig.update_xaxes(title=None, dtick=1 if len(xs) <= 10 else None, tickfont=dict(size=9), showgrid=False)
+    fig.update_yaxes(title=None, ticksuffix=" %", range=[max(0.0, lo - 5), 100], nticks=3, tickfont=dict(size=9))
+    fig.update_layout(height=110, margin=dict(l=0, r=0, t=4, b=0), showlegend=False)
+    return fig

@@ -83,13 +83,13 @@ def fmt_score(x: float | None) -> str:
 
 
 def fmt_count(n: int | None) -> str:
-    """12, 3.4k, 1.2M: parameter counts at a glance."""
+    """12, 3.4 k, 253 k, 1.23 M: parameter counts at a glance (three significant digits)."""
     if not n:
         return "–"
-    if n >= 1_000_000:
-        return f"{n / 1e6:.1f}M"
-    if n >= 1_000:
-        return f"{n / 1e3:.1f}k"
+    for div, unit in ((1e3, "k"), (1e6, "M")):
+        v = float(f"{n / div:.3g}")  # rounded first: 999,999 is "1 M", not "1e+03 k"
+        if 1 <= v < 1000 or unit == "M" and v >= 1:
+            return f"{v:g} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
     return str(n)
 
 
@@ -251,3 +251,60 @@ def best_of(records: Sequence[TrialRecord], config: StudyConfig | None) -> Trial
         return best_record(records, config)
     done = [r for r in records if r.state == "COMPLETE" and r.val_accuracy is not None]
     return max(done, key=lambda r: r.val_accuracy) if done else None  # type: ignore[arg-type,return-value]
+
+
+# --------------------------------------------------------------------------- comparing trials
+
+# Rows of the comparison table: (label, getter, formatter, higher is better?)
+def _health(key: str):
+    return lambda r: (r.result.health or {}).get(key) if r.result else None
+
+
+def compare_rows(recs: Sequence[TrialRecord], config: StudyConfig | None) -> list[dict[str, Any]]:
+    """The comparison table of several trials: one row per field, one column per trial (``#n``),
+    every value in the unit of its kind (accuracies in %, scores 0–1, parameters as "253 k"),
+    plus ``differs``: whether the trials disagree on the field, and ``best``: the leading trial's
+    column where higher or lower is better."""
+    fields: list[tuple[str, Any, Any, int]] = []  # +1 higher is better, -1 lower is better, 0 neither
+    if config is not None and config.mode != "simple":
+        fields.append((f"objective ({objective_name(config)})", lambda r: r.objective(config), fmt_score, 1))
+    fields += [
+        ("validation accuracy", lambda r: r.val_accuracy, fmt_pct, 1),
+        ("test accuracy", lambda r: r.test_accuracy, fmt_pct, 1),
+        ("shifted accuracy", lambda r: r.shifted_accuracy, fmt_pct, 1),
+        ("health score", lambda r: r.health_score, fmt_score, 1),
+    ]
+    fields += [(info["title"], _health(k), fmt_score, 1) for k, info in METRIC_INFO.items()]
+    fields += [
+        ("parameters", lambda r: r.param_count, fmt_count, -1),
+        ("epochs trained", lambda r: r.result.epochs_run if r.result else None, lambda v: "–" if v is None else str(v), 0),
+        ("duration", lambda r: r.duration_s, fmt_duration, -1),
+    ]
+    names = sorted({p for r in recs for p in r.params})
+    fields += [(p, (lambda name: lambda r: r.params.get(name))(p), lambda v: "–" if v is None else fmt_value(v), 0)
+               for p in names]
+    rows = []
+    for label, get, fmt, better in fields:
+        values = [get(r) for r in recs]
+        shown = [fmt(v) for v in values]
+        row: dict[str, Any] = {"": label, **{f"#{r.number}": t for r, t in zip(recs, shown)}}
+        row["differs"] = len(set(shown)) > 1
+        nums = [(v, r.number) for v, r in zip(values, recs) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(v)]
+        row["best"] = ""
+        if better and row["differs"] and nums:
+            lead = (max if better > 0 else min)(nums, key=lambda vn: vn[0])
+            row["best"] = f"#{lead[1]}"
+        rows.append(row)
+    return rows
+
+
+def top_trials(records: Sequence[TrialRecord], config: StudyConfig | None, n: int) -> list[int]:
+    """The ``n`` best complete trials, best first, ranked by the one rule behind "best"
+    (core.records: the study's objective; validation accuracy for a study without a config)."""
+    done = [r for r in records if r.state == "COMPLETE" and r.result is not None]
+    if config is not None:
+        key = lambda r: (r.objective(config) if r.objective(config) is not None else -math.inf, -r.number)  # noqa: E731
+    else:
+        key = lambda r: (r.val_accuracy if r.val_accuracy is not None else -math.inf, -r.number)  # noqa: E731
+    return [r.number for r in sorted(done, key=key, reverse=True)[: max(0, int(n))]]

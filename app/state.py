@@ -36,7 +36,7 @@ from core.study import LIVE_STATUSES  # noqa: F401 - views read it here
 # Session-state keys (never used as widget keys).
 _SEL_STUDY = "hpo.selected_study"
 _SEL_TRIAL = "hpo.selected_trial"  # {study name: trial number}
-_SEL_COMPARE = "hpo.compare"  # {study name: (a, b)}
+_SEL_COMPARE = "hpo.compare"  # {study name: [trial numbers]}
 
 
 # --------------------------------------------------------------------------- storage
@@ -314,15 +314,23 @@ def select_trial(study: str, number: int | None) -> None:
     st.session_state[_SEL_TRIAL] = sel
 
 
-def compared_trials(study: str) -> tuple[int, int] | None:
-    pair = (st.session_state.get(_SEL_COMPARE) or {}).get(study)
-    return tuple(pair) if pair else None  # type: ignore[return-value]
+def compared_trials(study: str) -> list[int] | None:
+    """The trials picked for comparison in this tab (gallery ticks or the Compare tab), in pick order;
+    None when nothing was ever picked for this study."""
+    picked = (st.session_state.get(_SEL_COMPARE) or {}).get(study)
+    return None if picked is None else list(picked)
 
 
-def compare_trials(study: str, a: int, b: int) -> None:
+def compare_trials(study: str, numbers: list[int]) -> None:
     sel = dict(st.session_state.get(_SEL_COMPARE) or {})
-    sel[study] = (a, b)
+    sel[study] = list(dict.fromkeys(int(n) for n in numbers))
     st.session_state[_SEL_COMPARE] = sel
+
+
+def toggle_compared(study: str, number: int, on: bool) -> None:
+    """Add trial ``number`` to (or take it off) the comparison of ``study``."""
+    picked = [n for n in compared_trials(study) or [] if n != number]
+    compare_trials(study, picked + [number] if on else picked)
 
 
 def now() -> float:

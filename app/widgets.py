@@ -19,7 +19,8 @@ from streamlit.errors import StreamlitAPIException
 
 from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_VIEWER
 from app import state
-from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, _curve,
+from app.figures import make_sparkline_figure
+from app.format import (FINISHED, LIVE_INTERVAL_S, SEVERITY_ICON, STATES, _curve, best_of,
                         _finished_count, elapsed_seconds, eta_seconds, fmt_count, fmt_duration, fmt_pct, fmt_score,
                         key_params, machines, objective_name, plain, state_badge, tuned_names)
 from core import artifacts
@@ -78,10 +79,13 @@ def render_study_picker(summaries: Sequence[StudySummary], key: str, label: str 
     current = state.selected_study(names)
     by_name = {s.name: s for s in summaries}
 
+    shown = study_labels()
+
     def _fmt(name: str) -> str:
         s = by_name[name]
         ds = f" · {s.config.dataset} · {s.config.mode}" if s.config else ""
-        return f"{name}{ds} · {s.display_status}"
+        label = shown.get(name, (name, ""))[0]
+        return f"{label}{f' ({name})' if label != name else ''}{ds} · {s.display_status}"
 
     # The browser keeps showing the label it was given for the chosen option ("· running") even
     # after format_func changes it: a key that follows the labels draws the picker afresh when a
@@ -90,6 +94,13 @@ def render_study_picker(summaries: Sequence[StudySummary], key: str, label: str 
     chosen = st.selectbox(label, names, index=names.index(current), format_func=_fmt, key=f"{key}-{labels}")
     state.select_study(chosen)
     return chosen
+
+
+def study_labels() -> dict[str, tuple[str, str]]:
+    """{storage name: (name to show, note)}: core.manage.labels for this app's storage."""
+    from core.manage import labels
+
+    return labels(state.storage_url())
 
 
 def pick_study(key: str) -> StudySummary | None:
@@ -208,6 +219,33 @@ def _watch_finished(name: str, seen: int) -> None:
         st.rerun()  # the whole page: new trials in every chart, and the watch ends with the study
 
 
+def study_progress(records: Sequence[TrialRecord], config: StudyConfig | None,
+                   elapsed: float | None) -> tuple[float, str] | None:
+    """(fraction done, text) of the study's budget: trials against n_trials (else time against the
+    time budget), with the epochs trained so far, running trials' epochs included."""
+    if config is None:
+        return None
+    done = budget_count(records)
+    trained = sum(int(r.result.epochs_run or 0) for r in records if r.state in FINISHED and r.result is not None)
+    trained += sum(int((r.progress or {}).get("epoch") or 0) for r in records if r.state == "RUNNING")
+    if config.n_trials:
+        frac = min(1.0, done / config.n_trials)
+        text = (f"{done}/{config.n_trials} trials · {trained} of at most {config.n_trials * config.epochs} epochs"
+                f" trained")
+    elif config.timeout_s and elapsed is not None:
+        frac = min(1.0, elapsed / config.timeout_s)
+        text = f"{fmt_duration(elapsed)} of {fmt_duration(config.timeout_s)} · {done} trials · {trained} epochs trained"
+    else:
+        return None
+    return frac, text
+
+
+def render_progress(records: Sequence[TrialRecord], config: StudyConfig | None, elapsed: float | None) -> None:
+    prog = study_progress(records, config, elapsed)
+    if prog is not None:
+        st.progress(prog[0], text=prog[1])
+
+
 def render_summary(records: Sequence[TrialRecord], config: StudyConfig | None, best: TrialRecord | None,
                    created: float | None, running: bool, interrupted: bool = False) -> None:
     """Best, counts by state, elapsed, ETA: the study at a glance.
@@ -219,9 +257,18 @@ def render_summary(records: Sequence[TrialRecord], config: StudyConfig | None, b
     c1, c2, c3, c4 = st.columns(4)
     if best is not None:
         value = best.objective(config) if config else best.val_accuracy
-        c1.metric(f"Best: trial #{best.number}", fmt_pct(best.val_accuracy),
-                  help=f"Ranked by {objective_name(config)} (validation data, never test). "
-                       f"Objective {fmt_score(value)}; health {fmt_score(best.health_score)}.")
+        if config is not None and config.mode != "simple":
+            # the figure shown is the one "best" is ranked by, so a trial with more accuracy never looks beaten
+            c1.metric(f"Best: trial #{best.number}", f"{value:.3f}",
+                      help=("A Pareto study has no single best: the app ranks its trials by the blend "
+                            if config.mode == "pareto" else f"Ranked by {objective_name(config)} ")
+                           + "(validation data, never test): "
+                           f"{1 - config.health_weight:.2f} × accuracy + {config.health_weight:.2f} × health. "
+                           f"Validation accuracy {fmt_pct(best.val_accuracy)}; health {fmt_score(best.health_score)}.")
+        else:
+            c1.metric(f"Best: trial #{best.number}", fmt_pct(best.val_accuracy),
+                      help=f"Ranked by {objective_name(config)} (validation data, never test). "
+                           f"Objective {fmt_score(value)}; health {fmt_score(best.health_score)}.")
     else:
         c1.metric("Best", "–", help="No trial has completed yet.")
     total = config.n_trials if config and config.n_trials else None
@@ -240,6 +287,7 @@ def render_summary(records: Sequence[TrialRecord], config: StudyConfig | None, b
     labels = {"RUNNING": ":orange-badge[interrupted]"} if not running and interrupted else {}
     st.markdown(" ".join(f"{labels.get(s) or state_badge(s)} **{counts[s]}**" for s in STATES if counts.get(s))
                 or "No trials yet.")
+    render_progress(records, config, elapsed)
     trained, full = epochs_spent(records)
     if full and trained < full and counts.get("PRUNED"):
         st.caption(f"Pruning stopped {counts['PRUNED']} trial{'s' if counts['PRUNED'] != 1 else ''} early: "
@@ -280,20 +328,25 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
             st.progress(min(1.0, epoch / max(1, epochs)), text=text)
         if res is not None and rec.state == "COMPLETE":
             a, b = st.columns(2)
-            a.metric("Val accuracy", fmt_pct(res.val_accuracy), chart_data=curve if len(curve) > 1 else None,
-                     help="Accuracy on the validation split, per epoch: what the study optimises.")
+            a.metric("Val accuracy", fmt_pct(res.val_accuracy),
+                     help="Accuracy on the validation split: what the study optimises.")
             b.metric("Health", fmt_score(res.health_score), help="Composite of the six health metrics (0–1).")
+            blend = objective_text(rec, config)
+            if blend:
+                st.markdown(blend)
             st.caption(f"test {fmt_pct(res.test_accuracy)} · shifted {fmt_pct(res.shifted_accuracy)} · "
                        f"{fmt_count(res.param_count)} params · "
                        f"{fmt_duration(rec.duration_s)}")
         elif rec.state == "RUNNING" and not orphaned and len(curve) > 1:
-            st.metric("Val accuracy so far", fmt_pct(curve[-1]), chart_data=curve)
+            st.metric("Val accuracy so far", fmt_pct(curve[-1]))
         elif rec.state == "PRUNED":
             last = curve[-1] if curve else None
             st.caption(f"pruned after {len(curve) or '?'} epoch(s) at val {fmt_pct(last)}: behind other trials")
         elif rec.state == "FAIL":
-            err = rec.error or (res.error if res else None) or "failed"
-            st.caption(f":red[{plain(err, 160)}]")  # escaped: a bracket would end the directive, $ start LaTeX
+            render_failure(rec, key=f"fail-{rec.number}")
+        if len(curve) > 1 and not orphaned:
+            st.plotly_chart(make_sparkline_figure(curve), key=f"spark-{rec.number}",
+                            config={"displayModeBar": False})
         st.caption(key_params(rec, tuned_names(config, [rec])))
         where = rec.executor or (res.executor if res else "")
         host = rec.host or (res.host if res else "")
@@ -305,6 +358,61 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
                 open_trial(study, rec.number)
             with cols[1].popover("Files", icon=":material/download:", width="stretch"):
                 render_trial_downloads(rec, study, key=f"dl-{rec.number}")
+            if res is not None:
+                picked = rec.number in (state.compared_trials(study) or [])
+                st.checkbox("Compare", value=picked, key=f"pick-{study}-{rec.number}",
+                            on_change=_toggle_compared, args=(study, rec.number),
+                            help="Tick several trials, then press Compare above the gallery.")
+
+
+def _toggle_compared(study: str, number: int) -> None:
+    state.toggle_compared(study, number, bool(st.session_state[f"pick-{study}-{number}"]))
+
+
+def objective_text(rec: TrialRecord, config: StudyConfig | None) -> str | None:
+    """What a health-aware or Pareto study ranks a trial by, as Markdown, with the blend spelled out."""
+    if config is None or config.mode == "simple" or rec.result is None:
+        return None
+    value = rec.objective(config)
+    if value is None:
+        return None
+    w = config.health_weight
+    formula = (f"{1 - w:.2f} × {fmt_pct(rec.val_accuracy)} + {w:.2f} × health {fmt_score(rec.health_score)}")
+    what = "Objective" if config.mode == "health-aware" else "Blend (ranks the best)"
+    return f"**{what} {value:.3f}**  \n:small[{formula}]"
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _trial_log(number: int, start, end, logs_dir: str, mtime: float) -> list[str]:
+    """core.trial_logs.trial_log, read again only when the log file changes (``mtime`` in the key)."""
+    from core.trial_logs import trial_log
+
+    return trial_log(number, start, end, state.settings())
+
+
+def trial_log_lines(rec: TrialRecord) -> list[str]:
+    """The records of logs/hpo.log (this home's) that belong to trial ``rec``."""
+    from core.logs import LOG_FILE
+
+    settings = state.settings()
+    path = settings.logs_dir / LOG_FILE
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    return _trial_log(rec.number, rec.start, rec.complete, str(settings.logs_dir), mtime)
+
+
+def render_failure(rec: TrialRecord, key: str, full: bool = False) -> None:
+    """A failed trial's error and the log records that belong to it (``full``: the whole error)."""
+    res = rec.result
+    err = rec.error or (res.error if res else None) or "failed (no error was recorded)"
+    # escaped: a bracket would end the directive, $ start LaTeX
+    st.markdown(f":red[{plain(err, None if full else 300)}]")
+    lines = trial_log_lines(rec)
+    with st.expander(f"Log of trial #{rec.number} ({len(lines)} record{'s' if len(lines) != 1 else ''})",
+                     expanded=full and bool(lines), key=key):
+        if lines:
+            st.code("\n".join(lines), language=None, wrap_lines=True)
+        else:
+            st.caption("logs/hpo.log has no record of this trial (it ran on another machine, or the log rotated).")
 
 
 def _read_bytes(path: Path) -> Callable[[], bytes]:
@@ -406,3 +514,60 @@ def param_importances(url: str, study: str, n_complete: int, mode: str) -> tuple
     from core.importance import param_importances as measure
 
     return measure(study, url, n_complete, mode)
+
+
+# --------------------------------------------------------------------------- study ended: tell the user
+
+
+_WATCHED = "hpo.watched_studies"  # the studies running at this tab's last look
+_NOTICES = "hpo.study_notices"  # toasts waiting for the next full run
+
+
+def study_end_message(name: str) -> tuple[str, str]:
+    """(message, icon) for a study that just stopped running: how it ended, and its best trial."""
+    summary = state.study_summary(name)
+    status = summary.display_status if summary else "deleted"
+    shown = plain(name)
+    err = state.runner_error(name)
+    if err or status in ("crashed", "interrupted"):
+        why = f": {plain(err, 160)}" if err else " (its runner ended without finishing)"
+        return f"Study {shown} failed{why}", ":material/error:"
+    if status == "finished":
+        try:
+            records = state.read_records(name)
+        except KeyError:
+            records = []
+        best = best_of(records, summary.config if summary else None)
+        tail = f": best trial #{best.number} at {fmt_pct(best.val_accuracy)} validation accuracy" if best else ""
+        return f"Study {shown} finished{tail}", ":material/check_circle:"
+    return f"Study {shown} {plain(status)}", ":material/stop_circle:"
+
+
+def queue_notice(message: str, icon: str) -> None:
+    """A toast for the next full run (a toast sent just before st.rerun would be lost)."""
+    st.session_state[_NOTICES] = [*st.session_state.get(_NOTICES, []), (message, icon)]
+
+
+def render_study_notices() -> None:
+    """On every screen: a toast when a study this tab saw running finishes or fails.
+
+    Polls (every LIVE_INTERVAL_S, in a fragment) only while some study runs; the run that
+    notices the end queues the toast and reruns the page once, which switches the polling off.
+    """
+    for message, icon in st.session_state.pop(_NOTICES, []):
+        st.toast(message, icon=icon, duration="long")
+    running = state.running_studies()
+    st.session_state[_WATCHED] = running
+    if running:
+        st.fragment(_watch_studies, run_every=LIVE_INTERVAL_S)()
+
+
+def _watch_studies() -> None:
+    seen = st.session_state.get(_WATCHED) or []
+    running = state.running_studies()
+    ended = [n for n in seen if n not in running]
+    st.session_state[_WATCHED] = running
+    for n in ended:
+        queue_notice(*study_end_message(n))
+    if ended or not running:
+        st.rerun(scope="app")

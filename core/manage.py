@@ -55,6 +55,12 @@ def user_note(attrs: dict[str, Any]) -> str:
     return note if isinstance(note, str) else ""
 
 
+def labels(storage_url: str | None = None) -> dict[str, tuple[str, str]]:
+    """{storage name: (name to show, the user's note)} for every study, in one read of the studies table."""
+    return {fs.study_name: (display_name(fs.user_attrs, fs.study_name), user_note(fs.user_attrs))
+            for fs in S.open_storage(storage_url).get_all_studies()}
+
+
 def rename_study(name: str, new_name: str, storage_url: str | None = None) -> str:
     """Show study ``name`` as ``new_name`` everywhere in the app (the storage name stays).
 

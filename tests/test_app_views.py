@@ -585,7 +585,7 @@ def test_summary_arithmetic():
     assert C.eta_seconds(records, cfg, elapsed=120) == 20 * 3.5
     cfg.timeout_s = 150
     assert C.eta_seconds(records, cfg, elapsed=120) == 30  # the time budget ends first
-    assert C.fmt_duration(3725) == "1 h 02 min" and C.fmt_count(305_726) == "305.7k" and C.fmt_value(0.00023) == "2.3e-04"
+    assert C.fmt_duration(3725) == "1 h 02 min" and C.fmt_count(305_726) == "306 k" and C.fmt_count(3_400) == "3.4 k" and C.fmt_count(1_234_567) == "1.23 M" and C.fmt_value(0.00023) == "2.3e-04"
 
 
 # --------------------------------------------------------------------------- process hygiene

@@ -19,7 +19,7 @@ import streamlit as st
 from app import PAGE_TRIALS
 from app import components as C
 from app import state
-from core import demo
+from core import demo, manage
 from core.config import (MAX_EPOCHS, MODE_HELP, MODES, PRUNER_HELP, PRUNERS, PRUNING_MEASURED,
                          PRUNING_PAYS_FROM_EPOCHS, SAMPLER_HELP, ConfigError, StudyConfig, check_study_name, safe_name)
 from core.datasets import DatasetInfo, check_available, get_info, is_available, list_datasets, preview
@@ -210,6 +210,47 @@ def _on_dataset_change() -> None:
 # page is left, so every cfg_* value is copied here (a key no widget uses) and put back on return.
 _FORM = "hpo.configure_form"
 _NOT_KEPT = ("cfg_start", "cfg_share_ok")  # buttons cannot be set; going ahead is asked again each time
+
+
+def form_values(config: StudyConfig) -> dict[str, Any]:
+    """The form's widget values (``cfg_*`` keys) that reproduce ``config``: what Duplicate puts in the form."""
+    kind = get_info(config.dataset).kind
+    tuned = set(config.tuned)
+    values: dict[str, Any] = {
+        "cfg_dataset": config.dataset, "cfg_mode": config.mode, "cfg_health_weight": float(config.health_weight),
+        "cfg_trials": int(config.n_trials or 0), "cfg_minutes": float(config.timeout_s or 0) / 60,
+        "cfg_epochs": int(config.epochs), "cfg_max_samples": int(config.max_samples or 0),
+        f"cfg_sampler_{config.mode}": config.sampler, f"cfg_pruner_{config.mode}": config.pruner,
+        "cfg_seed": int(config.seed), "cfg_name": config.name, "cfg_auto_name": None,
+    }
+    executors = available_executors()
+    executor = config.executor if config.executor in executors else "local"
+    values["cfg_executor"] = executor
+    if executor == "local":
+        values["cfg_workers"] = int(config.workers)
+    else:
+        values["cfg_runpod_workers"] = min(6, max(2, int(config.workers)))
+        values["cfg_runpod_endpoint"] = config.runpod_endpoint or ""
+    for hp in hyperparameters_for(kind):
+        values[f"cfg_tune_{kind}_{hp.name}"] = hp.name in tuned
+        if hp.name not in tuned:
+            continue
+        rng = {**hp.range_dict(), **(config.ranges.get(hp.name) or {})}
+        if hp.kind in ("categorical", "bool"):
+            values[f"cfg_choices_{kind}_{hp.name}"] = list(rng["choices"])
+        else:
+            cast = int if hp.kind == "int" else float
+            values[f"cfg_low_{kind}_{hp.name}"] = cast(rng["low"])
+            values[f"cfg_high_{kind}_{hp.name}"] = cast(rng["high"])
+    return values
+
+
+def load_into_form(config: StudyConfig) -> None:
+    """Put ``config`` into the form (a widget callback: it runs before the form is drawn)."""
+    values = form_values(config)
+    for key, value in values.items():
+        st.session_state[key] = value
+    st.session_state[_FORM] = {**(st.session_state.get(_FORM) or {}), **values}
 
 
 def _restore_form() -> None:
@@ -464,6 +505,7 @@ def render_studies(was_running: bool) -> None:
         st.caption("No studies in this storage yet.")
         return
     st.caption(f"Storage: `{redact(state.storage_url())}`")
+    labels = C.study_labels()
     for i, s in enumerate(summaries[:25]):
         is_live = s.name in running
         with st.container(border=True, key=f"study-{i}-{safe_name(s.name)}"):
@@ -472,7 +514,11 @@ def render_studies(was_running: bool) -> None:
                                             "cancelled": "orange"}.get(status, "gray")
             desc = f" · {C.plain(s.config.dataset)} · {C.plain(s.config.mode)}" if s.config else ""
             counts = " · ".join(f"{n} {C.STATE_LABEL.get(k, k.lower())}" for k, n in sorted(s.counts.items()))
-            st.markdown(f"**{C.plain(s.name)}** :{color}-badge[{C.plain(status)}]{desc}  \n{counts or 'no trials yet'}")
+            shown, user_note = labels.get(s.name, (s.name, ""))
+            title = f"**{C.plain(shown)}**" + (f" :small[({C.plain(s.name)})]" if shown != s.name else "")
+            st.markdown(f"{title} :{color}-badge[{C.plain(status)}]{desc}  \n{counts or 'no trials yet'}")
+            if user_note:
+                st.caption(f":material/sticky_note_2: {C.plain(user_note)}")
             if s.note:
                 st.caption(C.plain(s.note))
             if not is_live and s.interrupted:
@@ -502,12 +548,95 @@ def render_studies(was_running: bool) -> None:
                               disabled=not is_live, help="Running trials are abandoned now (on every machine of the study)."):
                 state.cancel(s.name)
                 st.toast(f"Cancelling {C.plain(s.name)}")
+            render_manage(s, i, is_live, labels.get(s.name, (s.name, "")))
+
+
+_DELETING = "hpo.confirm_delete"  # the study whose deletion waits for a confirmation
+
+
+_DUPLICATE = "hpo.duplicate"  # the study whose configuration goes into the form on the next full run
+
+
+def apply_duplicate() -> None:
+    """Before the form is drawn: put a study's configuration (Duplicate) into it, and say so."""
+    name = st.session_state.pop(_DUPLICATE, None)
+    if name is None:
+        return
+    try:
+        config = manage.duplicate_config(name, state.storage_url())
+        load_into_form(config)
+    except ConfigError as exc:
+        C.render_config_error(exc)
+    else:
+        st.success(f"The configuration of {C.plain(name)} is in the form below as {C.plain(config.name)}: "
+                   "change what you like and press **Start study**.", icon=":material/content_copy:")
+
+
+def render_manage(s, i: int, is_live: bool, label: tuple[str, str]) -> None:
+    """Rename, note, duplicate into the form, delete (after a confirmation) for one study."""
+    url = state.storage_url()
+    shown, note = label
+    done = st.session_state.pop(f"cfg_manage_done-{i}", None)
+    if done:
+        st.success(C.plain(done), icon=":material/check:")
+    with st.expander("Manage", icon=":material/edit:", key=f"manage-{i}"):
+        new = st.text_input("Name shown in the app", value=shown, key=f"rename-{i}", max_chars=manage.MAX_DISPLAY_NAME,
+                            help=f"The storage keeps the name {s.name!r} (the CLI and joined workers use it).")
+        text = st.text_area("Note", value=note, key=f"note-{i}", max_chars=manage.MAX_NOTE,
+                            placeholder="What you tried, what you learned…")
+        c1, c2, c3 = st.columns(3)
+        if c1.button("Save", key=f"save-{i}", icon=":material/save:", width="stretch"):
+            try:
+                if new.strip() != shown:
+                    manage.rename_study(s.name, new, url)
+                if text.strip() != note:
+                    manage.set_note(s.name, text, url)
+            except ConfigError as exc:
+                C.render_config_error(exc)
+            else:
+                st.session_state[f"cfg_manage_done-{i}"] = "Saved."
+                st.rerun(scope="app")  # the name shows in every picker
+        if c2.button("Duplicate", key=f"dup-{i}", icon=":material/content_copy:", width="stretch",
+                     disabled=s.config is None, help="Copy this study's configuration into the form above, under a new name."):
+            st.session_state[_DUPLICATE] = s.name
+            st.rerun(scope="app")  # the form is outside this list's fragment
+        if c3.button("Delete", key=f"delete-{i}", icon=":material/delete:", width="stretch", disabled=is_live,
+                     help="Stop the study first." if is_live else "Delete its trials, models and folder (asks first)."):
+            st.session_state[_DELETING] = s.name
+        if st.session_state.get(_DELETING) == s.name:
+            try:
+                what = manage.delete_preview(s.name, url, state.settings())
+            except ConfigError as exc:
+                C.render_config_error(exc)
+                return
+            where = f" and its folder {what.folder} ({what.files} file{'s' if what.files != 1 else ''}: models, results)" \
+                if what.folder else ""
+            st.warning(f"Delete **{C.plain(shown)}** for good? Its {what.trials} trial{'s' if what.trials != 1 else ''} "
+                       f"leave the storage{C.plain(where)}. This cannot be undone.", icon=":material/warning:")
+            y, n = st.columns(2)
+            if y.button("Delete for good", key=f"delete-yes-{i}", type="primary", icon=":material/delete_forever:",
+                        width="stretch"):
+                try:
+                    gone = manage.delete_study(s.name, url, state.settings())
+                except ConfigError as exc:
+                    C.render_config_error(exc)
+                else:
+                    st.session_state.pop(_DELETING, None)
+                    state.forget_study(s.name, url)
+                    C.queue_notice(f"Deleted {C.plain(shown)}: {gone.trials} trials and {gone.files} files.",
+                                   ":material/delete:")
+                    st.rerun(scope="app")
+            if n.button("Keep it", key=f"delete-no-{i}", width="stretch"):
+                st.session_state.pop(_DELETING, None)
+                st.rerun()
 
 
 def main() -> None:
     st.title("Configure a study")
     st.caption("Choose data, a goal and a budget; HPO Studio trains the models and judges each on accuracy *and* health.")
     top = st.container()  # why a study did not start is said here, once, where the page begins
+    with top:
+        apply_duplicate()
     try:
         config = render_form()
     except FormProblems as exc:

@@ -5,7 +5,7 @@
   overfitting gap marked, and the trial's files.
 * Whole study: hyperparameter importance, accuracy vs health (Pareto front in pareto mode),
   parallel coordinates, and every trial's reported values (pruned ones visible).
-* Compare two: two trials side by side.
+* Compare: any number of trials side by side (curves overlaid, differences highlighted).
 
 Tabs track which one is open, so only the visible tab's charts are computed.
 """
@@ -20,7 +20,7 @@ from app import components as C
 from app import state
 from core.config import ConfigError, StudyConfig
 from core.diagnosis import diagnose
-from core.health import COMPOSITE_HELP, METRIC_INFO
+from core.health import COMPOSITE_HELP
 from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
 from core.study import TrialRecord
 
@@ -48,6 +48,9 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
         head += " :orange-badge[:material/trophy: best]"
     st.markdown(head)
     st.caption(C.key_params(rec, C.tuned_names(config, [rec])))
+    if rec.state == "FAIL":
+        st.subheader("Why it failed")
+        C.render_failure(rec, key=f"health-fail-{rec.number}", full=True)
     c = st.columns(5)
     c[0].metric("Validation accuracy", C.fmt_pct(res.val_accuracy), help="What the study optimised (validation split).")
     c[1].metric("Test accuracy", C.fmt_pct(res.test_accuracy),
@@ -110,7 +113,9 @@ def render_study(records: list[TrialRecord], name: str, config: StudyConfig | No
                            f"(over {n_complete} complete trials).")
     st.plotly_chart(C.make_health_scatter(records, config, best), key="acc-health")
     if config is not None and config.mode == "pareto":
-        st.caption("Dashed: the Pareto front, trials no other trial beats on both accuracy and health.")
+        st.caption("Large orange points on the dashed staircase: the Pareto front, the trials no other trial beats on "
+                   "both accuracy and health. Every trial below and left of the staircase is beaten on both by a "
+                   "front trial. The star is the trial ranked best by the blend.")
     par = C.make_parallel_figure(records, config)
     if par is not None:
         st.plotly_chart(par, key="parallel")
@@ -124,53 +129,73 @@ def render_study(records: list[TrialRecord], name: str, config: StudyConfig | No
         st.caption("No per-epoch reports (pareto studies are not pruned, so they report none).")
 
 
-def _compare_table(a: TrialRecord, b: TrialRecord) -> pd.DataFrame:
-    rows = []
-
-    def add(label: str, va, vb, fmt=C.fmt_score) -> None:
-        diff = vb - va if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and not isinstance(va, bool) else None
-        rows.append({"": label, f"#{a.number}": fmt(va), f"#{b.number}": fmt(vb),
-                     "difference": f"{diff:+.3g}" if diff is not None else ""})
-
-    ra, rb = a.result, b.result
-    add("validation accuracy", a.val_accuracy, b.val_accuracy, C.fmt_pct)
-    add("test accuracy", a.test_accuracy, b.test_accuracy, C.fmt_pct)
-    add("shifted accuracy", a.shifted_accuracy, b.shifted_accuracy, C.fmt_pct)
-    add("health score", a.health_score, b.health_score)
-    for k, info in METRIC_INFO.items():
-        add(info["title"], (ra.health or {}).get(k) if ra else None, (rb.health or {}).get(k) if rb else None)
-    add("parameters", a.param_count, b.param_count, lambda v: f"{v:,}" if v else "–")
-    for p in sorted(set(a.params) | set(b.params)):
-        add(p, a.params.get(p), b.params.get(p), lambda v: "–" if v is None else C.fmt_value(v))
-    return pd.DataFrame(rows)
+MAX_COMPARED = 10  # one colour each in the overlay; more lines than that no one can follow
+DEFAULT_COMPARED = 3
 
 
-def render_compare(candidates: list[TrialRecord], name: str, best: TrialRecord | None) -> None:
-    done = [r for r in candidates if r.state == "COMPLETE"]
-    if len(done) < 2:
-        st.info("Comparing needs two complete trials.")
+def _style_compare(df: pd.DataFrame):
+    """Rows where the trials differ are tinted; the leading trial's cell of such a row is bold."""
+
+    def row_style(row: pd.Series) -> list[str]:
+        base = "background-color: rgba(250, 176, 5, 0.18)" if row["differs"] else ""
+        return [base + ("; font-weight: 700" if row["best"] and c == row["best"] else "") for c in row.index]
+
+    return df.style.apply(row_style, axis=1)
+
+
+def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig | None, best: TrialRecord | None,
+                   records: list[TrialRecord]) -> None:
+    """Any number of trials side by side: curves overlaid on shared axes, every field in a table
+    with the fields where they differ highlighted."""
+    usable = [r for r in candidates if r.result is not None]
+    if len(usable) < 2:
+        st.info("Comparing needs two finished trials with results.")
         return
-    numbers = [r.number for r in done]
-    by_number = {r.number: r for r in done}
-    pair = state.compared_trials(name)
-    if not pair or pair[0] not in by_number or pair[1] not in by_number:
-        first = best.number if best is not None and best.number in by_number else numbers[0]
-        second = next(n for n in numbers if n != first)
-        pair = (first, second)
-    c1, c2 = st.columns(2)
-    a = c1.selectbox("Trial A", numbers, index=numbers.index(pair[0]), key=f"cmp-a-{name}",
-                     format_func=lambda n: C.trial_label(by_number[n], best))
-    b = c2.selectbox("Trial B", numbers, index=numbers.index(pair[1]), key=f"cmp-b-{name}",
-                     format_func=lambda n: C.trial_label(by_number[n], best))
-    state.compare_trials(name, a, b)
-    st.dataframe(_compare_table(by_number[a], by_number[b]), hide_index=True, width="stretch")
-    for i, (col, rec) in enumerate(zip(st.columns(2), (by_number[a], by_number[b]))):
-        with col:
-            if rec.result and rec.result.history:
-                st.plotly_chart(C.make_curves_figure(rec.result, "accuracy"), key=f"cmp-curves-{i}")
-            findings = diagnose(rec.result)
-            worst = [f for f in findings if f.severity in ("critical", "warning")]
-            st.caption(f"#{rec.number}: " + ("; ".join(f.title for f in worst) if worst else "no health problems found"))
+    numbers = [r.number for r in usable]
+    by_number = {r.number: r for r in usable}
+    stored = state.compared_trials(name)
+    if stored is None:  # nothing picked yet: the best few
+        stored = [n for n in C.top_trials(records, config, DEFAULT_COMPARED) if n in by_number]
+        stored = stored if len(stored) >= 2 else numbers[:2]
+    picked = [n for n in stored if n in by_number][:MAX_COMPARED]
+    key = f"cmp-pick-{name}"
+    st.session_state[key] = picked  # the one pick: the gallery's ticks and the top N land here too
+
+    def _top() -> None:
+        n = int(st.session_state[f"cmp-topn-{name}"])
+        if 2 <= n <= MAX_COMPARED:
+            state.compare_trials(name, [t for t in C.top_trials(records, config, n) if t in by_number])
+        else:
+            st.session_state[f"cmp-topn-bad-{name}"] = True
+
+    left, mid, right = st.columns([6, 1, 2], vertical_alignment="bottom")
+    mid.number_input("Top N", value=min(DEFAULT_COMPARED, len(numbers)), step=1, key=f"cmp-topn-{name}")
+    right.button("Pick the top N", key=f"cmp-top-{name}", icon=":material/leaderboard:", width="stretch",
+                 on_click=_top, help="The N best complete trials by the study's objective.")
+    if st.session_state.pop(f"cmp-topn-bad-{name}", False):
+        st.warning(f"Top N: choose from 2 to {MAX_COMPARED} trials.")
+    chosen = left.multiselect("Trials to compare", numbers, key=key, max_selections=MAX_COMPARED,
+                              format_func=lambda n: C.trial_label(by_number[n], best),
+                              on_change=lambda: state.compare_trials(name, st.session_state[key]),
+                              help="Tick trials in the gallery, pick here, or take the top N.")
+    if len(chosen) < 2:
+        st.info("Pick at least two trials to compare.")
+        return
+    recs = [by_number[n] for n in chosen]
+    rows = C.compare_rows(recs, config)
+    df = pd.DataFrame(rows)
+    n_diff = int(df["differs"].sum())
+    st.caption(f"{len(recs)} trials; the {n_diff} highlighted row{'s' if n_diff != 1 else ''} differ, "
+               "and the leading trial of a row where more (or fewer, for parameters and time) is better is in bold.")
+    st.dataframe(_style_compare(df), hide_index=True, width="stretch",
+                 column_config={"differs": None, "best": st.column_config.TextColumn("leads")})
+    acc = C.make_compare_curves_figure(recs, "accuracy")
+    st.plotly_chart(acc, key="cmp-curves-accuracy")
+    st.plotly_chart(C.make_compare_curves_figure(recs, "loss"), key="cmp-curves-loss")
+    for rec in recs:
+        findings = diagnose(rec.result)
+        worst = [f for f in findings if f.severity in ("critical", "warning")]
+        st.caption(f"#{rec.number}: " + ("; ".join(C.plain(f.title) for f in worst) if worst else "no health problems found"))
 
 
 def main() -> None:
@@ -197,7 +222,7 @@ def main() -> None:
                           format_func=lambda n: C.trial_label(by_number[n], best),
                           help="The best trial (by the study's mode) is chosen unless you pick another.")
     state.select_trial(name, chosen)
-    t_trial, t_study, t_cmp = st.tabs(["This trial", "Whole study", "Compare two"], key="health-tab", on_change="rerun")
+    t_trial, t_study, t_cmp = st.tabs(["This trial", "Whole study", "Compare"], key="health-tab", on_change="rerun")
     with t_trial:
         if t_trial.open:
             render_trial(by_number[chosen], records, name, config, best)
@@ -206,7 +231,7 @@ def main() -> None:
             render_study(records, name, config, best)
     with t_cmp:
         if t_cmp.open:
-            render_compare(candidates, name, best)
+            render_compare(candidates, name, config, best, records)
 
 
 main()

@@ -14,6 +14,7 @@ import math
 
 import streamlit as st
 
+from app import PAGE_HEALTH
 from app import components as C
 from app import state
 from core.study import TrialRecord, pareto_front
@@ -67,6 +68,7 @@ def render_gallery(name: str, was_running: bool) -> None:
     page = st.pagination(pages, key=f"page-{name}") if pages > 1 else 1
     visible = chosen[(page - 1) * C.CARDS_PER_PAGE : page * C.CARDS_PER_PAGE]
     st.caption(f"Showing {len(visible)} of {len(chosen)} trials ({len(records)} in the study)")
+    render_compare_bar(name, records)
     render_cards(visible, name, config, best, front, orphaned=not running)
 
     with st.expander("Optimisation history", expanded=True):
@@ -74,6 +76,20 @@ def render_gallery(name: str, was_running: bool) -> None:
             st.plotly_chart(C.make_history_figure(records, config), key=f"history-{name}")
         else:
             st.caption("The history appears when the first trial completes.")
+
+
+def render_compare_bar(name: str, records: list[TrialRecord]) -> None:
+    """The trials ticked for comparison, and the button that opens them side by side on the Health screen."""
+    present = {r.number for r in records if r.result is not None}
+    picked = [n for n in state.compared_trials(name) or [] if n in present]
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.caption("Ticked to compare: " + (", ".join(f"#{n}" for n in picked) if picked else
+                                           "none yet (tick **Compare** on two or more cards)"))
+    if right.button(f"Compare {len(picked)}" if picked else "Compare", key=f"compare-{name}", disabled=len(picked) < 2,
+                    icon=":material/compare_arrows:", width="stretch", help="Open the ticked trials side by side."):
+        st.session_state["health-tab"] = "Compare"
+        state.select_study(name)
+        C.go_to(PAGE_HEALTH)
 
 
 DATA_UNAVAILABLE = "data set is not available"  # how core.datasets.DatasetUnavailable messages begin
@@ -119,6 +135,9 @@ def main() -> None:
     if cfg is not None:
         st.caption(f"{C.plain(cfg.dataset)} · {C.plain(cfg.mode)} · optimising {C.objective_name(cfg)} · "
                    f"{C.plain(cfg.sampler)} sampler · {C.plain(cfg.pruner)} pruner · {C.plain(cfg.epochs)} epochs per trial")
+    shown, note = C.study_labels().get(name, (name, ""))
+    if note:
+        st.caption(f":material/sticky_note_2: {C.plain(note)}")
     C.render_runner_controls(name, running, key="gallery")
     if not running:
         C.render_resume(summary, key="gallery")
