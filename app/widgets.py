@@ -360,13 +360,10 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
                 render_trial_downloads(rec, study, key=f"dl-{rec.number}")
             if res is not None:
                 picked = rec.number in (state.compared_trials(study) or [])
-                st.checkbox("Compare", value=picked, key=f"pick-{study}-{rec.number}",
-                            on_change=_toggle_compared, args=(study, rec.number),
-                            help="Tick several trials, then press Compare above the gallery.")
-
-
-def _toggle_compared(study: str, number: int) -> None:
-    state.toggle_compared(study, number, bool(st.session_state[f"pick-{study}-{number}"]))
+                st.button("In comparison" if picked else "Add to compare", key=f"pick-{rec.number}",
+                          icon=":material/check_box:" if picked else ":material/check_box_outline_blank:",
+                          on_click=state.toggle_compared, args=(study, rec.number, not picked), width="stretch",
+                          help="Pick several trials, then press Compare above the gallery; press again to take it out.")
 
 
 def objective_text(rec: TrialRecord, config: StudyConfig | None) -> str | None:
@@ -554,20 +551,19 @@ def render_study_notices() -> None:
     Polls (every LIVE_INTERVAL_S, in a fragment) only while some study runs; the run that
     notices the end queues the toast and reruns the page once, which switches the polling off.
     """
+    seen = st.session_state.get(_WATCHED) or []
+    running = state.running_studies()
+    for n in seen:
+        if n not in running:
+            queue_notice(*study_end_message(n))
+    st.session_state[_WATCHED] = running
     for message, icon in st.session_state.pop(_NOTICES, []):
         st.toast(message, icon=icon, duration="long")
-    running = state.running_studies()
-    st.session_state[_WATCHED] = running
     if running:
         st.fragment(_watch_studies, run_every=LIVE_INTERVAL_S)()
 
 
 def _watch_studies() -> None:
     seen = st.session_state.get(_WATCHED) or []
-    running = state.running_studies()
-    ended = [n for n in seen if n not in running]
-    st.session_state[_WATCHED] = running
-    for n in ended:
-        queue_notice(*study_end_message(n))
-    if ended or not running:
-        st.rerun(scope="app")
+    if any(n not in state.running_studies() for n in seen):
+        st.rerun(scope="app")  # the full run says which ended, and stops this polling when none runs

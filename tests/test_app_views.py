@@ -361,12 +361,17 @@ def test_gallery_shows_a_card_per_trial_with_stored_values(home, fake):
     saved = re.search(r"Pruning stopped 1 trial early: (\d+) epochs trained of (\d+) had every trial run", body)
     assert saved and int(saved.group(2)) - int(saved.group(1)) == fake.config.epochs - 2  # its 2 unrun epochs
     assert "local @ " in body  # executor / host
-    progress = at.get("progress")
-    assert len(progress) == 1 and progress[0].proto.text.startswith("epoch ")
+    progress = [p.proto.text for p in at.get("progress")]
+    assert len(progress) == 2 and progress[1].startswith("epoch ")  # the running trial's card
+    running_epoch = int(re.match(r"epoch (\d+)/", progress[1]).group(1))
+    # the study's bar: 8 trials finished; epochs = 6 complete x 4 + pruned 2 + failed 2 + the running trial's
+    assert progress[0] == (f"8/{fake.config.n_trials} trials · "
+                           f"{6 * fake.config.epochs + 2 + 2 + running_epoch} of at most "
+                           f"{fake.config.n_trials * fake.config.epochs} epochs trained")
     labels = [d.label for d in at.get("download_button")]
     assert f"Best model #{fake.best_number} (.keras)" in labels and "Study (CSV)" in labels and "Study (JSON)" in labels
     assert "Reproduce config" in labels and "Result (JSON)" in labels
-    assert any(c["layout"]["title"]["text"] == "Optimisation history" for c in charts(at))
+    assert any(c["layout"].get("title", {}).get("text") == "Optimisation history" for c in charts(at))
 
 
 def test_gallery_filter_and_sort(home, fake):
@@ -387,7 +392,7 @@ def test_gallery_reads_progress_from_the_storage_on_each_rerun(home, fake):
     running = next(n for n, s in fake.states.items() if s == "RUNNING")
     advance_running_trial(fake.storage_url, fake.name, running, epoch=3)
     at.run()
-    assert at.get("progress")[0].proto.text.startswith("epoch 3/4")
+    assert at.get("progress")[1].proto.text.startswith("epoch 3/4")
 
 
 def test_gallery_refreshes_only_while_a_study_runs(home, fake, monkeypatch, tmp_path):
@@ -464,12 +469,12 @@ def test_health_study_wide_views(home, fake):
     assert any(t.get("name") == "pruned" for t in inter["data"])  # pruned trials are visible
 
 
-def test_health_compare_two_trials(home, fake):
+def test_health_compare_trials(home, fake):
     at = app(HEALTH)
-    at.session_state["health-tab"] = "Compare two"
+    at.session_state["health-tab"] = "Compare"
     at.run()
     df = at.dataframe[0].value
-    assert f"#{fake.best_number}" in df.columns and "difference" in df.columns
+    assert df.columns[1] == f"#{fake.best_number}" and "differs" in df.columns  # the best first
     assert "Neuron utilisation" in set(df[""])
 
 

@@ -159,7 +159,7 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
         stored = stored if len(stored) >= 2 else numbers[:2]
     picked = [n for n in stored if n in by_number][:MAX_COMPARED]
     key = f"cmp-pick-{name}"
-    st.session_state[key] = picked  # the one pick: the gallery's ticks and the top N land here too
+    st.session_state[key] = picked  # the one pick: the gallery's picks and the top N land here too
 
     def _top() -> None:
         n = int(st.session_state[f"cmp-topn-{name}"])
@@ -177,7 +177,7 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
     chosen = left.multiselect("Trials to compare", numbers, key=key, max_selections=MAX_COMPARED,
                               format_func=lambda n: C.trial_label(by_number[n], best),
                               on_change=lambda: state.compare_trials(name, st.session_state[key]),
-                              help="Tick trials in the gallery, pick here, or take the top N.")
+                              help="Add trials from the gallery, pick here, or take the top N.")
     if len(chosen) < 2:
         st.info("Pick at least two trials to compare.")
         return

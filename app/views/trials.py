@@ -83,10 +83,10 @@ def render_compare_bar(name: str, records: list[TrialRecord]) -> None:
     present = {r.number for r in records if r.result is not None}
     picked = [n for n in state.compared_trials(name) or [] if n in present]
     left, right = st.columns([3, 1], vertical_alignment="center")
-    left.caption("Ticked to compare: " + (", ".join(f"#{n}" for n in picked) if picked else
-                                           "none yet (tick **Compare** on two or more cards)"))
+    left.caption("Picked to compare: " + (", ".join(f"#{n}" for n in picked) if picked else
+                                           "none yet (press **Add to compare** on two or more cards)"))
     if right.button(f"Compare {len(picked)}" if picked else "Compare", key=f"compare-{name}", disabled=len(picked) < 2,
-                    icon=":material/compare_arrows:", width="stretch", help="Open the ticked trials side by side."):
+                    icon=":material/compare_arrows:", width="stretch", help="Open the picked trials side by side."):
         st.session_state["health-tab"] = "Compare"
         state.select_study(name)
         C.go_to(PAGE_HEALTH)
