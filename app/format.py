@@ -301,7 +301,7 @@ def compare_rows(recs: Sequence[TrialRecord], config: StudyConfig | None) -> lis
 
 def top_trials(records: Sequence[TrialRecord], config: StudyConfig | None, n: int) -> list[int]:
     """The ``n`` best complete trials, best first, ranked by the one rule behind "best"
-    (core.records: the study's objective; validation accuracy for a study without a config)."""
+    (core.study: the study's objective; validation accuracy for a study without a config)."""
     done = [r for r in records if r.state == "COMPLETE" and r.result is not None]
     if config is not None:
         key = lambda r: (r.objective(config) if r.objective(config) is not None else -math.inf, -r.number)  # noqa: E731

@@ -102,7 +102,7 @@ def set_note(name: str, note: str, storage_url: str | None = None) -> str:
 
 def _alive(name: str, attrs: dict[str, Any], storage_url: str | None) -> bool:
     """Anyone (the owner or a joined worker) works on the study now: the rules of core.study."""
-    from core.records import runners_from_attrs
+    from core.study import runners_from_attrs
     from core.study import owner_alive
 
     if owner_alive(name, attrs.get(S.ATTR_STATUS), attrs.get(S.ATTR_HEARTBEAT), attrs.get("runner"),
@@ -160,7 +160,7 @@ def duplicate_config(name: str, storage_url: str | None = None) -> StudyConfig:
     Raises:
         ConfigError: the study does not exist or was made by another tool (it stores no configuration).
     """
-    from core.records import study_config
+    from core.study import study_config
 
     cfg = study_config(_load(name, storage_url))
     if cfg is None:

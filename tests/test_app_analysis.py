@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import storage as S
 from core.config import Settings
-from core.records import load_records, pareto_front
+from core.study import load_records, pareto_front
 from tests.fakes import make_fake_study, touch_heartbeat
 from tests.test_app_views import CONFIGURE, HEALTH, ROUTER, TIMEOUT, TRIALS, block_keys, charts
 
