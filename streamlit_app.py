@@ -10,14 +10,18 @@ from pathlib import Path
 import streamlit as st
 
 from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_LEARN, PAGE_TRIALS, PAGE_VIEWER, state
+from app.scene_component import warm_up as warm_up_scenes
 from app.widgets import render_study_notices
 
 ROOT = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="HPO Studio", page_icon=":material/tune:", layout="wide")
+# A file, not ":material/tune:": Streamlit's page turns a material icon into a fonts.gstatic.com
+# URL, which fails on every page offline; a file is served by the app itself (/media/...).
+st.set_page_config(page_title="HPO Studio", page_icon=str(ROOT / "app" / "favicon.svg"), layout="wide")
 state.setup_logs()  # one log for the app, the CLI and the workers: logs/hpo.log
 state.apply_secret_flags()
 state.ensure_demo()  # hosted demo: the example study exists from the first page view
+warm_up_scenes()  # PyVista and the scene serialiser load in the background, before the first 3D view
 
 pages = [
     st.Page(PAGE_CONFIGURE, title="Configure", icon=":material/tune:", default=True),

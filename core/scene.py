@@ -7,7 +7,9 @@ do not reach the browser through the vtk.js export that stpyvista and :func:`exp
 
 Exports: :func:`export_png`, :func:`export_gif`, :func:`export_mp4` (an orbit around the network)
 and :func:`export_html` (one self-contained HTML file with vtk.js inlined: it works offline, no CDN).
-:func:`scene_vtksz` / :func:`scene_html` give the same vtk.js scene as bytes / text for a viewer.
+:func:`scene_vtksz` / :func:`scene_html` give the same vtk.js scene as bytes / text, and
+:func:`browser_scene` the app viewer's scene (every colouring travels with it; labels and legend
+are drawn by the viewer in HTML).
 
 Processes and GL (measured here: TF 2.21, VTK 9.7, Debian 12 Mesa):
 
@@ -64,6 +66,8 @@ __all__ = [
     "export_html",
     "scene_vtksz",
     "scene_html",
+    "browser_scene",
+    "viewer_script",
     "export_filename",
 ]
 
@@ -302,6 +306,8 @@ def build_scene(
     window_size: tuple[int, int] = (1024, 640),
     caption: str | None = None,
     raster: bool = False,
+    legend: bool = True,
+    outlines: bool = False,
 ) -> "pyvista.Plotter":
     """An off-screen plotter showing ``arch``.
 
@@ -321,6 +327,11 @@ def build_scene(
             it is enough for :func:`scene_vtksz` / :func:`scene_html`, i.e. for the browser, and
             safe in a process that has, or will later, import TensorFlow.  True: an EGL off-screen
             window that can take screenshots (see :func:`_pv` for the TensorFlow caveat).
+        legend: Draw the 3D colour legend under the network (pictures need it; the app's
+            browser view draws its legend in HTML instead).
+        outlines: Add a cyan outline actor ``outline:<layer_id>`` around *every* layer, for a
+            viewer that shows the highlighted one and hides the rest itself (see
+            :func:`browser_scene`).
 
     Returns:
         The plotter, camera set to the default three-quarter view.  The caller closes it.
@@ -385,15 +396,14 @@ def build_scene(
                     reset_camera=False)
 
     if target is not None:
-        pad = 0.15
-        box = pv.Box(bounds=(-target.width / 2 - pad, target.width / 2 + pad, -target.height / 2 - pad,
-                             target.height / 2 + pad, target.position_z - target.depth / 2 - pad,
-                             target.position_z + target.depth / 2 + pad))
-        pl.add_mesh(box.extract_feature_edges().tube(radius=0.05, n_sides=8), color=HIGHLIGHT_COLOR,
-                    name="highlight", reset_camera=False)
+        pl.add_mesh(_outline(pv, target), color=HIGHLIGHT_COLOR, name="highlight", reset_camera=False)
+    if outlines:
+        for lay in arch.layers:
+            pl.add_mesh(_outline(pv, lay), color=HIGHLIGHT_COLOR, name=f"outline:{lay.layer_id}", reset_camera=False)
 
-    legend_y = -max_h / 2 - 3.0  # below the lower labels
-    _legend(pv, pl, arch, color_by, legend_y, any_unknown)
+    if legend:
+        legend_y = -max_h / 2 - 3.0  # below the lower labels
+        _legend(pv, pl, arch, color_by, legend_y, any_unknown)
 
     if caption:
         z_mid = (arch.layers[0].position_z + arch.layers[-1].position_z) / 2
@@ -404,6 +414,13 @@ def build_scene(
 
     _default_camera(pl, np)
     return pl
+
+
+def _outline(pv: Any, lay: LayerVisualization, pad: float = 0.15) -> Any:
+    """Cyan tubes along the edges of a box a little larger than the layer."""
+    box = pv.Box(bounds=(-lay.width / 2 - pad, lay.width / 2 + pad, -lay.height / 2 - pad, lay.height / 2 + pad,
+                         lay.position_z - lay.depth / 2 - pad, lay.position_z + lay.depth / 2 + pad))
+    return box.extract_feature_edges().tube(radius=0.05, n_sides=8)
 
 
 def _default_camera(pl: Any, np: Any) -> None:
@@ -742,61 +759,96 @@ def scene_vtksz(pl: "pyvista.Plotter") -> bytes:
     return buffer.getvalue()
 
 
-def scene_html(pl: "pyvista.Plotter") -> str:
+DEFAULT_TITLE = "HPO Studio — 3D network"
+_VIEWER_TITLE = "<title>VTK.js | Example - OfflineLocalView</title>"  # trame-vtk's page says this
+
+
+def scene_html(pl: "pyvista.Plotter", title: str = DEFAULT_TITLE) -> str:
     """A standalone HTML page (vtk.js inlined, ~1 MB + the scene) showing the plotter's scene.
 
     Works offline: trame-vtk's static viewer carries vtk.js in the page; nothing is fetched.
+    ``title`` replaces the viewer's own "VTK.js | Example - OfflineLocalView".
     """
+    import html
     import io
 
     from trame_vtk.tools.vtksz2html import write_html
 
     out = io.StringIO()
     write_html(scene_vtksz(pl), out)
-    return out.getvalue()
+    return out.getvalue().replace(_VIEWER_TITLE, f"<title>{html.escape(title)}</title>", 1)
 
 
-VIEWER_SCRIPT = "vtk_viewer.js"  # the file name the app serves vtk.js's viewer under (app/static/)
+VIEWER_SCRIPT = "vtk_viewer.js"  # the file name the app serves vtk.js's viewer under
 
 
 @functools.lru_cache(maxsize=1)
-def _viewer_parts() -> tuple[str, str, str]:
-    """trame-vtk's static viewer page split as (before, the vtk.js module, after)."""
+def viewer_script() -> str:
+    """vtk.js's offline viewer (a JavaScript module, ~1 MB, defines ``window.OfflineLocalView``).
+
+    The app serves it once as a file, so the browser fetches and compiles it once for every
+    scene and tab, instead of receiving it inside each scene page.
+    """
     from trame_vtk.tools.vtksz2html import HTML_VIEWER_PATH
 
     page = Path(HTML_VIEWER_PATH).read_text(encoding="utf-8")
     opening = '<script type="module">'
     start = page.index(opening)
-    end = page.index("</script>", start)
-    return page[:start], page[start + len(opening):end], page[end + len("</script>"):]
+    return page[start + len(opening):page.index("</script>", start)]
 
 
-def viewer_script() -> str:
-    """vtk.js's offline viewer (a JavaScript module, ~1 MB), to be served once as a static file."""
-    return _viewer_parts()[1]
+# Bump when what browser_scene returns changes: a viewer that keeps scene files keys them by it.
+SCENE_FORMAT = 2
 
 
-def scene_page(pl: "pyvista.Plotter", script_url: str) -> str:
-    """Like :func:`scene_html` but loading the viewer from ``script_url`` instead of inlining it.
+def _actor_order(pl: "pyvista.Plotter") -> dict[str, int]:
+    """Each named actor's index among the renderer's props, the order vtk.js receives them in."""
+    names = {actor.GetAddressAsString("vtkObject"): name for name, actor in pl.renderer.actors.items()}
+    props = pl.renderer.GetViewProps()
+    order = {}
+    for i in range(props.GetNumberOfItems()):
+        name = names.get(props.GetItemAsObject(i).GetAddressAsString("vtkObject"))
+        if name is not None:
+            order[name] = i
+    return order
 
-    The page shrinks from ~1.4 MB to the scene alone, and the browser caches the script
-    (and its compiled code) across scenes and tabs.  If the script cannot be loaded the page
-    says so instead of staying blank.
+
+def browser_scene(arch: ArchitectureVisualization, window_size: tuple[int, int] = (552, 460)) -> tuple[bytes, dict]:
+    """The app viewer's scene: built and sent once; colourings and the highlight switch in the browser.
+
+    The scene has the layer meshes, their connections and a hidden-by-the-viewer outline per
+    layer, but no 3D labels or legend: the viewer draws those in HTML, readable at any width.
+
+    Returns:
+        ``(vtksz, meta)``: the scene as :func:`scene_vtksz` bytes, and what the browser needs to
+        restyle it: per layer its actor indices (``mesh``, ``outline``), base opacity, colour
+        under every colouring of :data:`COLOR_BY`, label text and label anchor (a world point
+        above or below the layer); ``actors`` is the number of props the scene holds (a viewer
+        checks it before trusting the indices), ``unknown`` says per colouring whether a layer
+        was not measured (grey).
     """
-    import base64
-
-    before, _, after = _viewer_parts()
-    data = base64.b64encode(scene_vtksz(pl)).decode()
-    missing = ("document.body.textContent='The 3D viewer script could not be loaded (" + script_url
-               + "); enable Streamlit static serving (server.enableStaticServing).'")
-    loader = ("<script>\nfunction loadDataSet() {\n"
-              "  const container = document.querySelector('.content') || document.querySelector('body');\n"
-              f'  const base64Str = "{data}";\n'
-              "  OfflineLocalView.load(container, { base64Str });\n"
-              "}\n</script>\n")
-    tag = f'<script type="module" src="{script_url}" onerror="{missing}"></script>'
-    body_end = after.index("</body>")
-    return before + tag + after[:body_end] + loader + after[body_end:]
+    if not arch.layers:
+        raise ValueError("the architecture has no layers to draw")
+    pl = build_scene(arch, color_by="performance", show_labels=False, legend=False, outlines=True,
+                     window_size=window_size)
+    try:
+        data = scene_vtksz(pl)
+        order = _actor_order(pl)
+    finally:
+        pl.close()
+    layers = []
+    band = arch.max_layer_height / 2 + 0.3  # labels sit in bands above and below the network, never on it
+    for i, lay in enumerate(arch.layers):
+        above = i % 2 == 0  # alternate, as the 3D labels do, so neighbours start apart
+        y = band if above else -band
+        layers.append({
+            "id": lay.layer_id, "name": lay.name or lay.layer_id, "text": _describe(lay),
+            "mesh": order[lay.layer_id], "outline": order[f"outline:{lay.layer_id}"], "opacity": lay.opacity,
+            "colors": {c: score_color(layer_value(lay, arch, c)) for c in COLOR_BY},
+            "anchor": [-lay.width / 2, y, lay.position_z], "above": above, "parameters": lay.parameters,
+        })
+    unknown = {c: any(layer_value(lay, arch, c) is None for lay in arch.layers) for c in COLOR_BY}
+    return data, {"format": SCENE_FORMAT, "actors": len(order), "layers": layers, "unknown": unknown}
 
 
 def export_html(
@@ -807,6 +859,7 @@ def export_html(
     highlight: str | None = None,
     caption: str | None = None,
     progress: Progress | None = None,
+    title: str = DEFAULT_TITLE,
 ) -> Path:
     """Save a standalone, interactive HTML page of the scene (rotate, zoom; works offline).
 
@@ -817,6 +870,7 @@ def export_html(
         highlight: Layer to emphasise, or None.
         caption: Text drawn in 3D above the network (2D text would not survive the export).
         progress: Called with a fraction in [0, 1] as the work advances.
+        title: The page's title (browser tab, bookmarks), e.g. "HPO Studio — my-study trial 7".
 
     Returns:
         The path written.
@@ -826,7 +880,7 @@ def export_html(
     pl = build_scene(arch, color_by=color_by, highlight=highlight, caption=caption)
     try:
         _report(progress, 0.4)
-        html = scene_html(pl)
+        html = scene_html(pl, title=title)
     finally:
         pl.close()
     path.write_text(html, encoding="utf-8")

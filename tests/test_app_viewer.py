@@ -8,7 +8,6 @@ live cases use tests/fakes.py (no training) with a hand-made layout, and stay fa
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -123,16 +122,16 @@ def tiny_layout() -> ArchitectureVisualization:
                                      health_score=0.8)
 
 
-def scene_srcdoc(at: AppTest) -> str:
-    frames = at.get("iframe")
+def scene_args(at: AppTest) -> dict:
+    """The arguments of the scene component (app.scene_component): what the browser receives."""
+    frames = at.get("component_instance")
     assert len(frames) == 1
-    return frames[0].proto.srcdoc
+    return json.loads(frames[0].proto.json_args)
 
 
-def scene_actors(srcdoc: str) -> int:
-    """Actors in the vtk.js scene embedded in the page (base64 .vtksz -> index.json)."""
-    b64 = re.search(r'const base64Str = "([^"]+)"', srcdoc).group(1)
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(b64))) as zf:
+def scene_actors(data: bytes) -> int:
+    """Actors in a vtk.js scene (.vtksz -> index.json)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
         scene = json.loads(zf.read("index.json"))["scene"]
     renderer = scene["dependencies"][0]
     return sum(1 for d in renderer["dependencies"] if d["type"].endswith("Actor"))
@@ -159,16 +158,21 @@ def test_best_trial_drawn_by_default(home, records):
 
     arch = arch_of(done[best.number])
     assert table_layers(at) == [lay.name for lay in arch.layers]  # one row per drawn layer, in order
-    html = scene_srcdoc(at)
-    # vtk.js is not in the page: the app serves it once from ./static (cached by the browser)
-    assert re.search(r'<script type="module" src="app/static/vtk_viewer\.js\?v=\w+"', html) and len(html) < 500_000
-    from app.views.viewer import STATIC_DIR
-    from core.scene import viewer_script
+    args = scene_args(at)
+    from app.scene_component import FOLDER
+    from core.scene import COLOR_BY, viewer_script
 
-    served = (STATIC_DIR / "vtk_viewer.js").read_text(encoding="utf-8")
-    assert served == viewer_script() and "OfflineLocalView" in served
-    # every layer is a mesh; labels, connections and the legend come on top
-    assert scene_actors(html) > len(arch.layers)
+    # vtk.js and the scene are files served beside the component, fetched (and cached) by the browser
+    assert re.fullmatch(r"cache/vtk_viewer\.js\?v=\w+", args["script_url"])
+    assert (FOLDER / "cache" / "vtk_viewer.js").read_text(encoding="utf-8") == viewer_script()
+    assert re.fullmatch(r"cache/scenes/\w+\.vtksz", args["scene_url"]) and args["scene_b64"] is None
+    data = (FOLDER / args["scene_url"]).read_bytes()
+    assert scene_actors(data) == args["actors"] == 2 * len(arch.layers) + 1  # meshes, outlines, connections
+    # every colouring travels with the scene: a colour per layer for each
+    assert [lay["id"] for lay in args["layers"]] == [lay.layer_id for lay in arch.layers]
+    assert all(set(lay["colors"]) == set(COLOR_BY) for lay in args["layers"])
+    assert [c["key"] for c in args["colorings"]] == list(COLOR_BY) and args["color_by"] == "health"
+    assert len(frames_json := json.dumps(args)) < 30_000, len(frames_json)  # arguments only: no scene in them
 
 
 @pytest.mark.slow  # the module's real study trains for ~20-40 s, once
@@ -176,20 +180,22 @@ def test_colour_by_and_layer_highlight_change_the_scene(home, records):
     done, best = records
     arch = arch_of(done[best.number])
     at = run_viewer()
-    first = scene_srcdoc(at)
-    at.radio(key="viewer-color").set_value("dead_units").run()
+    first = scene_args(at)
+    # the user picks a colouring in the scene (the browser switches it); it comes back with a rerun
+    at.session_state["hpo.viewer.color_by"] = "dead_units"
+    at.run()
     assert not at.exception
-    assert at.radio(key="viewer-color").value == "dead_units"
-    dead = scene_srcdoc(at)
-    assert dead != first
-    assert any("carry no signal" in h.proto.body for h in at.get("html"))  # the legend explains the colours
+    dead = scene_args(at)
+    assert dead["color_by"] == "dead_units"
+    assert dead["scene_url"] == first["scene_url"] and dead["scene_key"] == first["scene_key"]  # not rebuilt
 
     target = next(i for i, lay in enumerate(arch.layers) if lay.layer_type == "dense")
     at.session_state[f"viewer-layers-{STUDY}-{best.number}"] = {"selection": {"rows": [target], "columns": []}}
     at.run()
     assert not at.exception
     assert f"highlighted: **{arch.layers[target].name}**" in captions(at)
-    assert scene_srcdoc(at) not in (first, dead)
+    lit = scene_args(at)
+    assert lit["highlight"] == arch.layers[target].layer_id and lit["scene_url"] == first["scene_url"]
 
 
 @pytest.mark.slow  # the module's real study trains for ~20-40 s, once
@@ -237,7 +243,7 @@ def test_empty_storage_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("HPO_STORAGE", raising=False)
     at = run_viewer()
     assert any("No studies yet" in i.value for i in at.info)
-    assert not at.get("iframe")
+    assert not at.get("component_instance")
 
 
 def test_study_without_complete_trials(tmp_path, monkeypatch):
@@ -247,7 +253,7 @@ def test_study_without_complete_trials(tmp_path, monkeypatch):
     make_fake_study(S.resolve_url(None, settings), "waiting", n_complete=0, n_pruned=1, n_failed=1, settings=settings)
     at = run_viewer()
     assert any("no complete trial yet" in i.value for i in at.info)
-    assert not at.get("iframe")
+    assert not at.get("component_instance")
 
 
 def test_trial_without_architecture_data(tmp_path, monkeypatch):
@@ -260,7 +266,7 @@ def test_trial_without_architecture_data(tmp_path, monkeypatch):
         model.unlink()  # what keep-best-k does to the models it does not keep
     at = run_viewer()
     assert any("recorded before" in i.value for i in at.info)
-    assert not at.get("iframe")
+    assert not at.get("component_instance")
     assert "no longer on disk" in captions(at)
 
 
@@ -293,4 +299,8 @@ def test_follow_best_switches_to_a_better_trial(tmp_path, monkeypatch):
     assert not at.exception
     assert at.selectbox(key="viewer-trial-live").value == newest
     assert table_layers(at) == [lay.name for lay in layout.layers]
-    assert scene_actors(scene_srcdoc(at)) > len(layout.layers)
+    args = scene_args(at)
+    assert [lay["id"] for lay in args["layers"]] == [lay.layer_id for lay in layout.layers]
+    from app.scene_component import FOLDER
+
+    assert scene_actors((FOLDER / args["scene_url"]).read_bytes()) == 2 * len(layout.layers) + 1

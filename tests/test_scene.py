@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.architecture import ArchitectureVisualization, LayerVisualization, log_size
+from core.architecture import ArchitectureVisualization, LayerVisualization, log_size, score_color
 
 pv = pytest.importorskip("pyvista")
 imageio = pytest.importorskip("imageio")
@@ -234,21 +234,41 @@ def test_html_is_standalone_and_contains_the_scene(arch, tmp_path):
     assert index["hashes"]
 
 
-def test_app_page_loads_vtk_js_from_a_url_and_carries_the_same_scene(arch):
+def test_browser_scene_carries_every_colouring_and_names_its_actors(arch):
+    data, meta = scene.browser_scene(arch)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        index = json.loads(zf.read("index.json"))
+    renderer = index["scene"]["dependencies"][0]
+    actors = [d for d in renderer["dependencies"] if d["type"].endswith("Actor")]
+    # a mesh and an outline per layer plus the connections; no 3D labels or legend (HTML in the viewer)
+    assert meta["actors"] == len(actors) == 2 * len(arch.layers) + 1
+    assert meta["format"] == scene.SCENE_FORMAT
+    indices = [i for lay in meta["layers"] for i in (lay["mesh"], lay["outline"])]
+    assert sorted(indices) == sorted(set(indices)) and max(indices) < meta["actors"]
+    # the indices are the order vtk.js adds the props in: the layer's mesh has its initial colour
+    for lay, spec in zip(arch.layers, meta["layers"]):
+        assert spec["id"] == lay.layer_id
+        colours = {c: spec["colors"][c] for c in scene.COLOR_BY}
+        assert colours == {c: score_color(scene.layer_value(lay, arch, c)) for c in scene.COLOR_BY}
+        mesh = actors[spec["mesh"]]
+        prop = next(d for d in mesh["dependencies"] if d["type"].endswith("Property"))
+        expected = [int(colours["performance"][k:k + 2], 16) / 255 for k in (1, 3, 5)]
+        assert np.allclose(prop["properties"]["diffuseColor"], expected, atol=0.01), (lay.layer_id, prop)
+    assert meta["unknown"]["performance"] is False and meta["unknown"]["dead_units"] is True
+    # far smaller than the page with 3D text labels and legend
     pl = scene.build_scene(arch, color_by="health")
     try:
-        inline, served = scene.scene_html(pl), scene.scene_page(pl, "app/static/vtk_viewer.js?v=1")
+        assert len(data) < len(scene.scene_vtksz(pl)) / 2
     finally:
         pl.close()
-    assert len(served) < len(inline) - 900_000  # the ~1 MB viewer is not in the page
-    assert scene.viewer_script() in inline and scene.viewer_script() not in served
-    assert served.count('<script type="module" src="app/static/vtk_viewer.js?v=1"') == 1
-    assert "could not be loaded" in served  # a missing script says so instead of a blank frame
-    scenes = [re.search(r'base64Str = "([^"]+)"', page).group(1) for page in (inline, served)]
-    index = [json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(b))).read("index.json")) for b in scenes]
-    actors = [json.dumps(i["scene"]).count('"type": "vtkOpenGLActor"') for i in index]
-    assert actors[0] == actors[1] >= 2 * len(arch.layers) + 2  # the same scene (ids differ per serialisation)
-    assert served.index("<script type=\"module\"") < served.index("function loadDataSet")  # as trame-vtk orders them
+
+
+def test_exported_html_is_titled(arch, tmp_path):
+    path = scene.export_html(arch, tmp_path / "net.html", title="HPO Studio — my <study> trial 7")
+    html = path.read_text(encoding="utf-8")
+    assert "<title>HPO Studio — my &lt;study&gt; trial 7</title>" in html
+    assert "OfflineLocalView</title>" not in html
+    assert "<title>HPO Studio — 3D network</title>" in scene.export_html(arch, tmp_path / "b.html").read_text()
 
 
 def test_export_filename():

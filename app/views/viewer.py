@@ -4,7 +4,9 @@
   "Follow the best trial" switches the view when a running study finds a better one (a small
   fragment re-reads the storage every ``LIVE_INTERVAL_S`` seconds, only while the study runs).
 * Colour the layers by the model's performance, each layer's health, its dead units or its
-  gradient health; a legend says what the colours mean.
+  gradient health; a legend says what the colours mean.  The scene is a component
+  (``app.scene_component``): built and sent once per trial, every colouring travelling with it,
+  so switching colours or outlining a layer restyles it in the browser.
 * A layer table beside the scene: selecting a row outlines that layer in the scene.
 * Exports: architecture JSON, the ``.keras`` model, a PNG, GIF and MP4 orbits (captioned
   with the trial's metrics) and a standalone interactive HTML page.  Pictures and videos are
@@ -18,7 +20,6 @@ this screen never imports TensorFlow (which must not share a process with Mesa).
 from __future__ import annotations
 
 import atexit
-import hashlib
 import logging
 import math
 import shutil
@@ -34,26 +35,22 @@ import streamlit as st
 
 from app import PAGE_TRIALS
 from app import components as C
+from app import scene_component as SC
 from app import state
 from core import artifacts
-from core.architecture import ArchitectureVisualization, export_architecture_json, score_color
+from core.architecture import ArchitectureVisualization, export_architecture_json
 from core.study import TrialRecord
 from core.health import DEAD_LABELS, GRADIENT_HELP, UPDATE_RATIO_HELP
 from core.scene import COLOR_BY, export_filename
 
 log = logging.getLogger("hpo.app.viewer")
 
-STATIC_DIR = Path(__file__).resolve().parents[2] / "static"  # served at app/static/ (server.enableStaticServing)
-SCENE_HEIGHT = 460  # px; the table beside it is at most as tall, so the two line up
+SCENE_HEIGHT = 460  # px of the 3D stage; the table beside it is at most as tall
 METRIC = "val_accuracy"  # the metric named in export file names (what the study optimises on)
 EXPORT_POLL_S = 0.5  # progress refresh while an export renders
 MAX_JOBS = 24  # finished exports kept (process-wide) before the oldest files are deleted
-
-# The scene's camera is fitted to this width:height; vtk.js keeps the vertical field of view, so a
-# wider frame only adds margin, a narrower one crops the ends of the network.
-SCENE_ASPECT = 1.2
 _SHORT_TYPE = {"normalization": "norm", "global_pooling": "global pool"}
-_SEL_COLOR = "hpo.viewer.color_by"  # not a widget key: the choice survives page switches
+_SEL_COLOR = "hpo.viewer.color_by"  # the colouring chosen in the scene; survives page switches
 
 COLOR_LABEL = {
     "performance": "Performance",
@@ -71,6 +68,9 @@ COLOR_HELP = {
                    f"{DEAD_LABELS['other']}.", "100% dead", "all alive"),
     "gradient_norm": (GRADIENT_HELP, "stalled / exploding", "healthy"),
 }
+# The scene's colour buttons: what each shows and the words at the legend's ends.
+COLORINGS = [{"key": c, "label": COLOR_LABEL[c], "help": COLOR_HELP[c][0], "low": COLOR_HELP[c][1],
+              "high": COLOR_HELP[c][2]} for c in COLOR_BY]
 
 # Rendered exports: label, extension, mime type, what the button makes.
 EXPORTS = {
@@ -142,53 +142,6 @@ def layer_table(arch: ArchitectureVisualization) -> pd.DataFrame:
             "grad health": _num(lay.gradient_score, ".2f"),
         })
     return pd.DataFrame(rows)
-
-
-@st.cache_resource(show_spinner=False)
-def viewer_script_url() -> str | None:
-    """Put vtk.js's viewer (~1 MB) in ./static once per server and return its URL, or None to inline it.
-
-    Served as a file, the browser fetches and compiles it once instead of receiving it inside
-    every scene (a new colouring, a new tab).  The ``?v=`` part changes with trame-vtk's copy.
-    """
-    if not st.get_option("server.enableStaticServing"):
-        return None
-    from core.scene import VIEWER_SCRIPT, viewer_script
-
-    js = viewer_script()
-    path = STATIC_DIR / VIEWER_SCRIPT
-    try:
-        if not path.exists() or path.read_text(encoding="utf-8") != js:
-            STATIC_DIR.mkdir(exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(js, encoding="utf-8")
-            tmp.replace(path)
-    except OSError as exc:  # a read-only install: every scene carries vtk.js itself
-        log.warning("cannot write %s (%s); the 3D scenes will inline vtk.js", path, exc)
-        return None
-    return f"app/static/{VIEWER_SCRIPT}?v={hashlib.sha1(js.encode()).hexdigest()[:10]}"
-
-
-@st.cache_data(show_spinner="Building the 3D scene…", max_entries=32)
-def scene_page(url: str, study: str, trial: int, color_by: str, highlight: str | None, stamp: str,
-               script_url: str | None, _arch: ArchitectureVisualization) -> str:
-    """The scene as an HTML page, cached per view: vtk.js from ``script_url``, or inlined when None.
-
-    The key is (storage, study, trial, colouring, highlighted layer, completion time); a
-    finished trial never changes, and ``stamp`` tells a recreated study's trial apart.
-    """
-    # Not stpyvista: its trame backend forks a process that runs Plotter.export_html (which
-    # starts a trame server and reaches for the network) and waits on a queue with no timeout,
-    # so a failure there hangs the page. scene_html is the same trame/vtk.js serialisation,
-    # done here without fork or server; st.iframe shows the page.
-    from core import scene
-
-    pl = scene.build_scene(_arch, color_by=color_by, highlight=highlight,
-                           window_size=(round(SCENE_HEIGHT * SCENE_ASPECT), SCENE_HEIGHT))
-    try:
-        return scene.scene_page(pl, script_url) if script_url else scene.scene_html(pl)
-    finally:
-        pl.close()
 
 
 # --------------------------------------------------------------------------- background exports
@@ -272,7 +225,7 @@ def _exports() -> _Exports:
 
 
 def _exporter(fmt: str, arch: ArchitectureVisualization, color_by: str, highlight: str | None,
-              caption: str) -> Callable[[Path, Callable[[float], None]], Any]:
+              caption: str, title: str = "HPO Studio") -> Callable[[Path, Callable[[float], None]], Any]:
     """The work of one export; raster formats render in core.scene's child process (no Mesa here)."""
     from core import scene
 
@@ -283,7 +236,7 @@ def _exporter(fmt: str, arch: ArchitectureVisualization, color_by: str, highligh
         return lambda path, progress: scene.export_gif(arch, path, progress=progress, **opts)
     if fmt == "mp4":
         return lambda path, progress: scene.export_mp4(arch, path, progress=progress, **opts)
-    return lambda path, progress: scene.export_html(arch, path, progress=progress, **opts)
+    return lambda path, progress: scene.export_html(arch, path, progress=progress, title=title, **opts)
 
 
 def _read_bytes(path: Path) -> Callable[[], bytes]:
@@ -339,7 +292,8 @@ def render_exports(study: str, rec: TrialRecord, arch: ArchitectureVisualization
     def maker(fmt: str) -> Callable[[], ExportJob]:
         def make() -> ExportJob:
             name = export_filename(study, rec.number, METRIC, rec.val_accuracy, EXPORTS[fmt][1])
-            return jobs.start(keys[fmt], fmt, name, _exporter(fmt, arch, color_by, highlight, caption))
+            return jobs.start(keys[fmt], fmt, name, _exporter(fmt, arch, color_by, highlight, caption,
+                                                                 f"HPO Studio — {study} trial {rec.number}"))
 
         return make
 
@@ -386,26 +340,6 @@ def render_model_download(study: str, rec: TrialRecord) -> None:
 # --------------------------------------------------------------------------- drawing
 
 
-def render_legend(color_by: str, any_unknown: bool) -> None:
-    what, low, high = COLOR_HELP[color_by]
-    stops = ", ".join(score_color(i / 10) for i in range(11))
-    grey = (f'<span style="display:inline-block;width:12px;height:12px;background:{score_color(None)};'
-            f'border-radius:2px;margin:0 4px 0 16px;vertical-align:middle"></span>not measured') if any_unknown else ""
-    st.html(
-        f'<div style="font-size:0.85rem;line-height:1.4">'
-        f'<div style="display:flex;align-items:center;gap:8px;flex-wrap:wrap">'
-        f'<span>{low}</span><span style="display:inline-block;width:180px;height:12px;border-radius:6px;'
-        f'background:linear-gradient(to right, {stops})"></span><span>{high}</span>{grey}</div>'
-        f'<div style="opacity:0.75">{what} Cyan outlines the selected layer.</div></div>'
-    )
-
-
-def _any_unknown(arch: ArchitectureVisualization, color_by: str) -> bool:
-    from core.scene import layer_value  # pure arithmetic; pyvista stays unimported
-
-    return any(layer_value(lay, arch, color_by) is None for lay in arch.layers)
-
-
 def selected_layer(arch: ArchitectureVisualization, key: str) -> str | None:
     """The ``layer_id`` of the row selected in the layer table ``key`` (its state from the last rerun)."""
     selection = (st.session_state.get(key) or {}).get("selection") or {}
@@ -447,23 +381,20 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
         render_model_download(study, rec)
         return
 
-    color_by = st.radio("Colour layers by", COLOR_BY, index=COLOR_BY.index(st.session_state.get(_SEL_COLOR, "health")),
-                        format_func=COLOR_LABEL.__getitem__, horizontal=True, key="viewer-color",
-                        help="; ".join(f"{COLOR_LABEL[c]}: {COLOR_HELP[c][0]}" for c in COLOR_BY))
-    st.session_state[_SEL_COLOR] = color_by
-
-    # The table's selection is read before the table is drawn, so the scene (the slow part to
-    # arrive) is sent to the browser first.
+    # The colouring is chosen in the scene's own buttons and switched there; it comes back here
+    # (for the exports) with the next rerun.  The table's selection is read before the table is
+    # drawn, so the scene is sent first; both only restyle the scene in the browser.
+    color_by = st.session_state.get(_SEL_COLOR, "health")
     table_key = f"viewer-layers-{study}-{rec.number}"
     highlight = selected_layer(arch, table_key)
     left, right = st.columns(2, gap="small")
     with left:
         stamp = rec.complete.isoformat() if rec.complete else ""
-        html = scene_page(state.storage_url(), study, rec.number, color_by, highlight, stamp, viewer_script_url(),
-                          arch)
+        key = SC.scene_key(state.storage_url(), study, rec.number, stamp, arch)
         with st.container(key="viewer-scene"):
-            st.iframe(html, height=SCENE_HEIGHT)
-        render_legend(color_by, _any_unknown(arch, color_by))
+            color_by = SC.render_scene(key=f"viewer-scene-{key}", scene=key, arch=arch, meta_scene=SC.scene_files(key, arch),
+                                       color_by=color_by, highlight=highlight, colorings=COLORINGS, height=SCENE_HEIGHT)
+        st.session_state[_SEL_COLOR] = color_by
         st.caption("Drag to rotate · scroll to zoom · shift+drag to pan"
                    + (f" · highlighted: **{C.plain(arch.layer(highlight).name)}**" if highlight else ""))
     with right:

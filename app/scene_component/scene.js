@@ -1,0 +1,256 @@
+/* HPO Studio's 3D viewer: a Streamlit component (the v1 postMessage protocol, no build step).
+ *
+ * The scene (core.scene.browser_scene: layer meshes, connections, one outline per layer) is
+ * fetched once per trial as a .vtksz file and drawn by vtk.js's OfflineLocalView.  Every
+ * colouring's per-layer colours arrive with it in the args, so a colour change or a layer
+ * highlight restyles the actors here: nothing is rebuilt or sent again.  Labels and the legend
+ * are HTML over and under the canvas, so they stay readable at any width; labels that would
+ * overlap are hidden (the layer table beside the scene names every layer).
+ *
+ * window.hpoScene exposes the state to the browser tests and the bench.
+ */
+(function () {
+  "use strict";
+  var S = { args: null, sceneKey: null, ready: false, colorBy: null, pending: null, highlight: null,
+            rw: null, renderer: null, labels: [], restyles: 0, labelsShown: 0, applied: null };
+  window.hpoScene = S;
+  var LABEL_MARGIN_Y = 38, LABEL_MARGIN_X = 30; // px kept free around the network for its labels
+
+  function send(type, extra) {
+    window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, extra || {}), "*");
+  }
+  function setHeight() { send("streamlit:setFrameHeight", { height: document.body.scrollHeight }); }
+  function $(id) { return document.getElementById(id); }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function rgb(hex) {
+    var n = parseInt(hex.slice(1), 16);
+    return [(n >> 16 & 255) / 255, (n >> 8 & 255) / 255, (n & 255) / 255];
+  }
+  function status(text) { $("status").textContent = text; }
+
+  // ------------------------------------------------------------------ colour buttons and legend
+
+  function buildBar(args) {
+    var bar = $("bar");
+    if (bar.childElementCount) return;
+    args.colorings.forEach(function (c) {
+      var b = el("button", null, c.label);
+      b.type = "button";
+      b.title = c.help;
+      b.dataset.key = c.key;
+      b.addEventListener("click", function () { choose(c.key); });
+      bar.appendChild(b);
+    });
+  }
+
+  function choose(key) {
+    if (key === S.colorBy) return;
+    S.pending = key; // until the app's next args agree, they must not switch it back
+    applyColour(key);
+    send("streamlit:setComponentValue", { value: { color_by: key }, dataType: "json" });
+  }
+
+  function applyColour(key) {
+    S.colorBy = key;
+    Array.prototype.forEach.call($("bar").children, function (b) {
+      b.setAttribute("aria-pressed", String(b.dataset.key === key));
+    });
+    drawLegend();
+    restyle();
+  }
+
+  function drawLegend() {
+    var c = S.args.colorings.filter(function (x) { return x.key === S.colorBy; })[0];
+    var box = $("legend");
+    box.textContent = "";
+    if (!c) return;
+    var grad = el("span", "grad");
+    grad.style.background = "linear-gradient(to right, " + S.args.stops.join(", ") + ")";
+    box.append(el("span", null, c.low), grad, el("span", null, c.high));
+    if (S.args.unknown[c.key]) {
+      var grey = el("span", "grey");
+      grey.style.background = S.args.unknown_color;
+      box.append(grey, el("span", null, "not measured"));
+    }
+    box.append(el("span", "what", c.help + " Cyan outlines the selected layer."));
+    setHeight();
+  }
+
+  // ------------------------------------------------------------------ the scene
+
+  function restyle() {
+    if (!S.ready) return;
+    var actors = S.renderer.getActors(), hl = S.highlight;
+    S.args.layers.forEach(function (lay) {
+      var p = actors[lay.mesh].getProperty(), c = rgb(lay.colors[S.colorBy]);
+      p.setColor(c[0], c[1], c[2]);
+      p.setDiffuseColor(c[0], c[1], c[2]);
+      p.setAmbientColor(c[0], c[1], c[2]);
+      p.setOpacity(lay.opacity * (hl && hl !== lay.id ? 0.45 : 1));
+      actors[lay.outline].setVisibility(hl === lay.id);
+    });
+    S.rw.render();
+    S.restyles += 1;
+    S.applied = { colorBy: S.colorBy, highlight: hl, at: performance.now() };
+    placeLabels();
+  }
+
+  function load(args) {
+    window.global = window.global || {};
+    var opts = args.scene_url ? { fileURL: args.scene_url } : { base64Str: args.scene_b64 };
+    var started = false;
+    function go() {
+      if (started) return;
+      started = true;
+      window.OfflineLocalView.load($("view"), opts);
+      waitReady();
+    }
+    status("Loading the 3D scene…");
+    if (window.OfflineLocalView) return go();
+    window.loadDataSet = go; // vtk.js's viewer module calls it once it has run
+    var s = document.createElement("script");
+    s.type = "module";
+    s.src = args.script_url;
+    s.onerror = function () { status("The 3D viewer script could not be loaded (" + args.script_url + ")."); };
+    document.head.appendChild(s);
+  }
+
+  function waitReady() {
+    (function poll() {
+      var rw = (window.global || {}).renderWindow;
+      var rs = rw ? rw.getRenderers() : [];
+      var r = rs[rs.length - 1];
+      var actors = r ? r.getActors() : [];
+      var done = actors.length === S.args.actors && actors.every(function (a) {
+        var d = a.getMapper() && a.getMapper().getInputData();
+        return d && d.getNumberOfPoints() > 0;
+      });
+      if (!done) { requestAnimationFrame(poll); return; }
+      S.rw = rw;
+      S.renderer = r;
+      S.ready = true;
+      makeLabels();
+      fit();
+      restyle();
+      $("view").style.visibility = "visible";
+      status("");
+      r.getActiveCamera().onModified(schedulePlace);
+      window.addEventListener("resize", function () {
+        requestAnimationFrame(function () { fit(); S.rw.render(); placeLabels(); });
+      });
+      S.readyAt = performance.now();
+    })();
+  }
+
+  // The whole network and its label bands in view at this frame's aspect ratio (vtk.js keeps
+  // the vertical field of view, so a camera fitted to a wide frame cuts the ends off a narrow one).
+  function fit() {
+    var r = S.renderer, cam = r.getActiveCamera(), b = r.computeVisiblePropBounds();
+    var W = $("stage").clientWidth, H = $("stage").clientHeight;
+    var c = [(b[0] + b[1]) / 2, (b[2] + b[3]) / 2, (b[4] + b[5]) / 2];
+    var pos = cam.getPosition(), fp = cam.getFocalPoint();
+    var d = norm([pos[0] - fp[0], pos[1] - fp[1], pos[2] - fp[2]]);
+    var view = [-d[0], -d[1], -d[2]], right = norm(cross(view, [0, 1, 0])), up = cross(right, view);
+    var tanV = Math.tan(cam.getViewAngle() * Math.PI / 360);
+    var tanH = tanV * W / H;
+    tanV *= Math.max(0.3, (H - 2 * LABEL_MARGIN_Y) / H);
+    tanH *= Math.max(0.3, (W - 2 * LABEL_MARGIN_X) / W);
+    var dist = 1;
+    [b[0], b[1]].forEach(function (x) { [b[2], b[3]].forEach(function (y) { [b[4], b[5]].forEach(function (z) {
+      var p = [x - c[0], y - c[1], z - c[2]], along = dot(p, view);
+      dist = Math.max(dist, Math.abs(dot(p, right)) / tanH - along, Math.abs(dot(p, up)) / tanV - along);
+    }); }); });
+    cam.setFocalPoint(c[0], c[1], c[2]);
+    cam.setPosition(c[0] + d[0] * dist, c[1] + d[1] * dist, c[2] + d[2] * dist);
+    cam.setViewUp(0, 1, 0);
+    r.resetCameraClippingRange();
+  }
+  function dot(a, b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+  function cross(a, b) { return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]; }
+  function norm(a) { var n = Math.sqrt(dot(a, a)) || 1; return [a[0] / n, a[1] / n, a[2] / n]; }
+
+  // ------------------------------------------------------------------ labels
+
+  function makeLabels() {
+    var box = $("labels");
+    S.labels = S.args.layers.map(function (lay, i) {
+      var e = el("div", "lbl");
+      e.append(el("b", null, lay.name), el("span", null, lay.text));
+      e.dataset.layer = lay.id;
+      box.appendChild(e);
+      return { lay: lay, i: i, el: e };
+    });
+  }
+
+  var placing = false;
+  function schedulePlace() {
+    if (placing) return;
+    placing = true;
+    requestAnimationFrame(function () { placing = false; placeLabels(); });
+  }
+
+  // Greedy: the highlighted layer's label first, then the layers with the most parameters; a
+  // label that would overlap one already placed, or leave the frame, is hidden.
+  function placeLabels() {
+    if (!S.ready) return;
+    var W = $("stage").clientWidth, H = $("stage").clientHeight, r = S.renderer, hl = S.highlight;
+    var sizes = S.labels.map(function (L) {
+      L.el.classList.toggle("hl", L.lay.id === hl);
+      return [L.el.offsetWidth, L.el.offsetHeight];
+    });
+    var order = S.labels.slice().sort(function (a, b) {
+      return ((b.lay.id === hl) - (a.lay.id === hl)) || (b.lay.parameters - a.lay.parameters) || (a.i - b.i);
+    });
+    var taken = [];
+    order.forEach(function (L) {
+      var a = L.lay.anchor, p = r.worldToNormalizedDisplay(a[0], a[1], a[2], W / H);
+      var w = sizes[L.i][0], h = sizes[L.i][1], x = p[0] * W, y = (1 - p[1]) * H;
+      var left = Math.min(Math.max(1, x - w / 2), W - w - 1), top = L.lay.above ? y - h : y;
+      var rect = [left, top, left + w, top + h];
+      var ok = top >= 0 && top + h <= H && !taken.some(function (t) {
+        return rect[0] < t[2] + 3 && t[0] < rect[2] + 3 && rect[1] < t[3] + 1 && t[1] < rect[3] + 1;
+      });
+      L.el.style.visibility = ok ? "visible" : "hidden";
+      if (ok) {
+        taken.push(rect);
+        L.el.style.transform = "translate(" + left.toFixed(1) + "px," + top.toFixed(1) + "px)";
+      }
+    });
+    S.labelsShown = taken.length;
+  }
+
+  // ------------------------------------------------------------------ the app's messages
+
+  function onRender(args) {
+    if (S.sceneKey && S.sceneKey !== args.scene_key) { location.reload(); return; } // another trial
+    S.args = args;
+    buildBar(args);
+    // a phone gets a squarer stage: the full height would leave the network a thin band in it
+    var width = document.body.clientWidth || args.height;
+    $("stage").style.height = Math.min(args.height, Math.max(280, Math.round(width * 0.9))) + "px";
+    if (!S.sceneKey) {
+      S.sceneKey = args.scene_key;
+      $("view").style.visibility = "hidden"; // no flash of every outline while the scene loads
+      load(args);
+    }
+    var want = args.color_by;
+    if (S.pending) {
+      if (want === S.pending) S.pending = null;
+      else want = S.pending;
+    }
+    S.highlight = args.highlight || null;
+    applyColour(want);
+    setHeight();
+  }
+
+  window.addEventListener("message", function (ev) {
+    var d = ev.data;
+    if (d && d.type === "streamlit:render") onRender(d.args);
+  });
+  send("streamlit:componentReady", { apiVersion: 1 });
+})();
