@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from core import storage as S
+from core.study import ATTR_DISPLAY_NAME, ATTR_HEARTBEAT, ATTR_STATUS, ATTR_USER_NOTE
 from core.config import ConfigError, Settings, StudyConfig
 
 log = logging.getLogger("hpo.manage")
 
-ATTR_DISPLAY_NAME = "display_name"  # the name the app shows; the storage name stays
-ATTR_USER_NOTE = "user_note"  # the user's own note (ATTR_NOTE is the runner's message)
 MAX_DISPLAY_NAME = 80
 MAX_NOTE = 2000
 
@@ -102,10 +101,9 @@ def set_note(name: str, note: str, storage_url: str | None = None) -> str:
 
 def _alive(name: str, attrs: dict[str, Any], storage_url: str | None) -> bool:
     """Anyone (the owner or a joined worker) works on the study now: the rules of core.study."""
-    from core.study import runners_from_attrs
-    from core.study import owner_alive
+    from core.study import owner_alive, runners_from_attrs
 
-    if owner_alive(name, attrs.get(S.ATTR_STATUS), attrs.get(S.ATTR_HEARTBEAT), attrs.get("runner"),
+    if owner_alive(name, attrs.get(ATTR_STATUS), attrs.get(ATTR_HEARTBEAT), attrs.get("runner"),
                    storage_url=storage_url):
         return True
     return any(r.alive for r in runners_from_attrs(attrs) if not r.owner)
@@ -160,9 +158,9 @@ def duplicate_config(name: str, storage_url: str | None = None) -> StudyConfig:
     Raises:
         ConfigError: the study does not exist or was made by another tool (it stores no configuration).
     """
-    from core.study import study_config
+    from core.study import config_of
 
-    cfg = study_config(_load(name, storage_url))
+    cfg = config_of(_load(name, storage_url))
     if cfg is None:
         raise ConfigError(f"study {name!r} stores no HPO Studio configuration (made by another tool?): nothing to copy")
     taken = {fs.study_name for fs in S.open_storage(storage_url).get_all_studies()}

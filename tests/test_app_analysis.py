@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import storage as S
+from core import study as K  # the storage schema: attribute keys
 from core.config import Settings
 from core.study import load_records, pareto_front
 from tests.fakes import make_fake_study, touch_heartbeat
@@ -124,7 +125,7 @@ def test_a_failed_trial_shows_its_error_and_its_log_lines(home):
     for h in logging.getLogger("hpo").handlers:
         h.flush()
     t = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={}, distributions={},
-                                  user_attrs={S.T_ERROR: "loss became NaN at epoch 2: lower the learning rate"})
+                                  user_attrs={K.T_ERROR: "loss became NaN at epoch 2: lower the learning rate"})
     t.datetime_start, t.datetime_complete = start, dt.datetime.now() + dt.timedelta(seconds=1)
     study.add_trial(t)
     at = app(TRIALS)
@@ -203,7 +204,7 @@ def test_a_toast_says_when_a_study_finishes_on_any_screen(home):
         at = app(CONFIGURE)
         assert not at.toast
         at.switch_page("app/views/learn.py").run()
-        study.set_user_attr(S.ATTR_STATUS, "finished")
+        study.set_user_attr(K.ATTR_STATUS, "finished")
         at.run()
     finally:
         runner.kill()

@@ -11,6 +11,7 @@ import pytest
 
 from core import manage
 from core import storage as S
+from core import study as K  # the storage schema: attribute keys
 from core.config import ConfigError, Settings
 from tests.fakes import make_fake_study
 
@@ -81,8 +82,8 @@ def test_delete_removes_trials_and_folder_and_refuses_a_running_study(two):
     runner = subprocess.Popen(["sleep", "60"])
 
     study = optuna.load_study(study_name="beta", storage=S.open_storage(url))
-    study.set_user_attr(S.ATTR_STATUS, "running")
-    study.set_user_attr(S.ATTR_HEARTBEAT, time.time())
+    study.set_user_attr(K.ATTR_STATUS, "running")
+    study.set_user_attr(K.ATTR_HEARTBEAT, time.time())
     study.set_user_attr("runner", {"host": socket.gethostname(), "pid": runner.pid})
     try:
         with pytest.raises(ConfigError, match="is running: stop it"):

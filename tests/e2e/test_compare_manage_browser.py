@@ -65,7 +65,12 @@ def test_pick_three_trials_in_the_gallery_and_compare_them(browser, app_url, tra
     table = page.locator("[data-testid='stDataFrame']").first
     expect(table).to_be_visible(timeout=30_000)
     # three trial columns, each with its accuracy in percent
-    header = table.locator("[role='columnheader']").all_inner_texts()
+    header: list[str] = []
+    for _ in range(60):  # the grid fills its (accessible) header cells after it is first drawn
+        header = table.locator("[role='columnheader']").all_inner_texts()
+        if any(h.strip().startswith("#") for h in header):
+            break
+        page.wait_for_timeout(250)
     assert len([h for h in header if h.strip().startswith("#")]) == 3, header
     expect(page.get_by_text("Training (dotted) and validation (solid) accuracy")).to_be_visible()
     page.wait_for_timeout(1500)
