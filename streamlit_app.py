@@ -28,10 +28,8 @@ pages = [
     st.Page(PAGE_TRIALS, title="Trials", icon=":material/grid_view:"),
     st.Page(PAGE_HEALTH, title="Health", icon=":material/monitor_heart:"),
     st.Page(PAGE_LEARN, title="Learn", icon=":material/school:"),
+    st.Page(PAGE_VIEWER, title="3D viewer", icon=":material/view_in_ar:"),
 ]
-# The 3D viewer is written separately: list it only once its file exists, so the app runs before and after it lands.
-if (ROOT / PAGE_VIEWER).is_file():
-    pages.append(st.Page(PAGE_VIEWER, title="3D viewer", icon=":material/view_in_ar:"))
 
 page = st.navigation(pages, position="top")
 render_study_notices()  # a toast, on whatever screen, when a study this tab saw running finishes or fails

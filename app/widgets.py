@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_VIEWER
+from app import PAGE_CONFIGURE, PAGE_HEALTH
 from app import state
 from app.figures import make_sparkline_figure
 from app.format import (FINISHED, LIVE_INTERVAL_S, SEVERITY_ICON, STATES, _curve, best_of,
@@ -45,11 +45,6 @@ def go_to(page: str) -> None:
         st.switch_page(page)
     except StreamlitAPIException:
         pass
-
-
-def viewer_available() -> bool:
-    """Whether the 3D viewer screen has landed (the router lists it only then)."""
-    return (Path(__file__).resolve().parent.parent / PAGE_VIEWER).is_file()
 
 
 def open_trial(study: str, number: int, page: str = PAGE_HEALTH) -> None:

@@ -120,9 +120,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from pg import postgres_server
 
-    from core.logs import _quiet_optuna
+    from core.logs import quiet_optuna
 
-    _quiet_optuna()
+    quiet_optuna()
     out: dict = {"machine": _machine(), "throughput": [], "storage_cost": []}
     with tempfile.TemporaryDirectory(prefix="bench_pg_") as tmp, postgres_server() as url:
         home = Path(tmp)

@@ -194,6 +194,8 @@ def _run_with_progress(runner: Any, total: int | None, show: bool) -> str:
     """Run a StudyRunner to the end with a tqdm bar fed by its on_trial_end callback."""
     from tqdm import tqdm
 
+    from core.logs import is_ours
+
     bar = tqdm(total=total, unit="trial", desc=runner.study_name, disable=not show, file=sys.stderr, dynamic_ncols=True)
     best: list[float] = []
 
@@ -203,9 +205,9 @@ def _run_with_progress(runner: Any, total: int | None, show: bool) -> str:
         bar.set_postfix_str(f"#{number} {state.lower()}" + (f", best val acc {max(best):.4f}" if best else ""))
         bar.update(1)
 
-    runner._on_trial_end = on_end
+    runner.on_trial_end = on_end
     console = [h for h in logging.getLogger("hpo").handlers
-               if type(h) is logging.StreamHandler and getattr(h, "_hpo_handler", False)]
+               if type(h) is logging.StreamHandler and is_ours(h)]
     old_streams = [h.setStream(_TqdmStream()) for h in console]  # log lines print above the bar, not through it
     try:
         status = runner.run()

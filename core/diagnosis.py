@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from core import health as H
-from core.config import LayerHealth, TrialResult
+from core.config import TrialResult
 
-__all__ = ["Finding", "SEVERITIES", "diagnose", "diagnose_many", "layer_findings"]
+__all__ = ["Finding", "SEVERITIES", "diagnose", "diagnose_many"]
 
 # Most urgent first: the order findings are shown in.
 SEVERITIES = ("critical", "warning", "info", "good")
@@ -457,8 +457,3 @@ def diagnose_many(results: Iterable[TrialResult | None], num_classes: int | None
     """Findings per trial number, for study-wide summaries."""
     return {r.trial_number: diagnose(r, num_classes) for r in results if r is not None}
 
-
-def layer_findings(findings: Iterable[Finding], layer: LayerHealth | str) -> list[Finding]:
-    """The findings that concern one layer (the 3D viewer colours and annotates layers with them)."""
-    name = layer if isinstance(layer, str) else layer.name
-    return [f for f in findings if f.layer == name]

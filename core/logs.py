@@ -152,19 +152,24 @@ def setup_logging(
 
     for name in _ROUTED:
         logger = logging.getLogger(name)
-        for old in [h for h in logger.handlers if getattr(h, _MARK, False)]:
+        for old in [h for h in logger.handlers if is_ours(h)]:
             logger.removeHandler(old)
             old.close()
         for h in handlers:
             logger.addHandler(h)
         logger.propagate = False  # our handlers are the only ones; no duplicate lines via the root logger
     logging.getLogger("hpo").setLevel(level)
-    _quiet_optuna()
+    quiet_optuna()
     _CONFIGURED = key
     return logging.getLogger("hpo")
 
 
-def _quiet_optuna() -> None:
+def is_ours(handler: logging.Handler) -> bool:
+    """Whether :func:`setup_logging` added ``handler`` (the CLI points our console handler above its progress bar)."""
+    return bool(getattr(handler, _MARK, False))
+
+
+def quiet_optuna() -> None:
     """Optuna installs its own stderr handler at INFO ("Trial 3 finished ..."); ours replace it.
 
     Importing optuna (~0.5 s, no TensorFlow) is the only way to stop it adding that

@@ -320,20 +320,3 @@ def suggest(
             params[hp.name] = trial.suggest_categorical(hp.name, list(r["choices"]))
     return params
 
-
-def optuna_distributions(kind: str, tune: Iterable[str], ranges: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """Optuna distributions for the tuned knobs (for enqueueing or replaying trials)."""
-    import optuna
-
-    ranges = ranges or {}
-    out: dict[str, Any] = {}
-    for name in tune:
-        hp = HYPERPARAMETERS[name]
-        r = {**hp.range_dict(), **ranges.get(name, {})}
-        if hp.kind == "int":
-            out[name] = optuna.distributions.IntDistribution(int(r["low"]), int(r["high"]), log=hp.log)
-        elif hp.kind == "float":
-            out[name] = optuna.distributions.FloatDistribution(float(r["low"]), float(r["high"]), log=hp.log)
-        else:
-            out[name] = optuna.distributions.CategoricalDistribution(list(r["choices"]))
-    return out

@@ -55,10 +55,8 @@ Run it:
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import functools
-import hashlib
 import itertools
 import logging
 import math
@@ -79,6 +77,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import ConfigError, TrialResult, TrialSpec  # noqa: E402 - after the sys.path fix
+from core.model_codec import encode_model  # noqa: E402
 
 log = logging.getLogger("hpo.worker")
 
@@ -87,13 +86,6 @@ StopCheck = Callable[[], bool]
 EpochSink = Callable[[int, dict[str, Any]], None]
 #: How a job's spec is trained: ``train(spec, on_epoch, should_stop, settings) -> TrialResult``.
 Trainer = Callable[[TrialSpec, EpochSink, StopCheck, Any], TrialResult]
-
-#: Largest model.keras (raw bytes) returned inline.  Base64 grows it by 4/3, and RunPod
-#: caps a job's payloads at ~10 MB (/run) and 20 MB (/runsync); 6 MB raw is 8 MB encoded,
-#: leaving room for the result JSON under the tighter limit.  HPO_MODEL_INLINE_MAX_BYTES overrides.
-MODEL_INLINE_MAX_BYTES = 6_000_000
-MODEL_TOO_LARGE = "model_too_large"
-MODEL_INLINE = "inline"
 
 #: Bounds for HPO_WORKER_CONCURRENCY: one GPU rarely fits more small trials than this.
 MAX_CONCURRENCY = 16
@@ -120,14 +112,6 @@ def worker_concurrency() -> int:
 def concurrency_modifier(current: int) -> int:  # noqa: ARG001 - the SDK's signature
     """The SDK asks this before taking jobs; the answer is read from the environment each time."""
     return worker_concurrency()
-
-
-def model_inline_limit() -> int:
-    raw = os.environ.get("HPO_MODEL_INLINE_MAX_BYTES")
-    try:
-        return int(raw) if raw else MODEL_INLINE_MAX_BYTES
-    except ValueError:
-        return MODEL_INLINE_MAX_BYTES
 
 
 def _env_number(name: str, kind: type) -> float | int | None:
@@ -220,40 +204,6 @@ def job_limits(job_input: Any, spec: TrialSpec) -> JobLimits:
     if spec.epochs > max_epochs:
         raise ConfigError(f"epochs: {spec.epochs} is over this job's cap of {max_epochs}")
     return JobLimits(max_epochs=max_epochs, max_seconds=max_seconds)
-
-
-def encode_model(path: Path | None, limit: int | None = None) -> dict[str, Any]:
-    """The model part of a job's output: inline base64 under ``limit`` bytes, else a marker with the size."""
-    if path is None or not Path(path).is_file():
-        return {"model": None}
-    raw = Path(path).read_bytes()
-    limit = model_inline_limit() if limit is None else limit
-    out: dict[str, Any] = {"model_bytes": len(raw), "model_sha256": hashlib.sha256(raw).hexdigest()}
-    if len(raw) > limit:
-        out.update(model=MODEL_TOO_LARGE, model_limit=limit)
-        log.warning("model.keras is %d bytes, over the %d-byte inline limit: returned without the model", len(raw), limit)
-    else:
-        out.update(model=MODEL_INLINE, model_b64=base64.b64encode(raw).decode("ascii"))
-    return out
-
-
-def decode_model(output: dict[str, Any], dest: Path) -> Path | None:
-    """Write an inline model from a job's output to ``dest``; None when there is none.
-
-    Raises:
-        ValueError: the base64 is corrupt or its SHA-256 does not match.
-    """
-    if output.get("model") != MODEL_INLINE or not output.get("model_b64"):
-        return None
-    raw = base64.b64decode(output["model_b64"], validate=True)
-    want = output.get("model_sha256")
-    if want and hashlib.sha256(raw).hexdigest() != want:
-        raise ValueError("model.keras from the worker is corrupt (SHA-256 mismatch)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    tmp.write_bytes(raw)
-    tmp.replace(dest)  # atomic: a reader never sees half a model
-    return dest
 
 
 # --------------------------------------------------------------------------- the job

@@ -25,6 +25,7 @@ import pytest
 import core.datasets as ds
 from core.config import ConfigError
 from core.datasets import DatasetUnavailable, get_info, is_available, list_datasets, load_dataset, preview
+from core.datasets import _download, _embedded, _files, _gtsrb  # private modules: patched where the code reads them
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
@@ -52,7 +53,7 @@ def no_keras(monkeypatch):
         calls.append(name)
         raise AssertionError(f"Keras download attempted for {name}")
 
-    monkeypatch.setattr(ds, "_keras_loader", loader)
+    monkeypatch.setattr(_download, "_keras_loader", loader)
     return calls
 
 
@@ -246,13 +247,13 @@ def test_synthetic_text_is_learnable_but_not_trivial():
 
 def test_synthetic_text_is_deterministic_and_decodes():
     a = load_dataset("synthetic_text", seed=5)
-    ds._RAW_CACHE.clear()  # regenerate from scratch, not from the in-process cache
+    _download._RAW_CACHE.clear()  # regenerate from scratch, not from the in-process cache
     b = load_dataset("synthetic_text", seed=5)
     np.testing.assert_array_equal(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.x_test, b.x_test)
     texts, labels = preview("synthetic_text", n=4)
     assert texts.dtype == object and len(texts) == 4 and sorted(labels.tolist()) == [0, 1, 2, 3]
-    vocab = set(ds._synthetic_vocabulary())
+    vocab = set(_embedded._synthetic_vocabulary())
     assert len(vocab) == get_info("synthetic_text").vocab_size
     for text in texts:
         assert isinstance(text, str) and set(text.split()) <= vocab and "<pad>" not in text
@@ -445,8 +446,8 @@ def test_gtsrb_tree_is_cropped_resized_cached_and_split_by_track(data_dir, monke
 
     cache = data_dir / "gtsrb" / "gtsrb_32x32.npz"
     assert cache.is_file()
-    ds._RAW_CACHE.clear()
-    monkeypatch.setattr(ds, "_read_ppm", lambda *a, **k: pytest.fail("cache not used"))
+    _download._RAW_CACHE.clear()
+    monkeypatch.setattr(_gtsrb, "_read_ppm", lambda *a, **k: pytest.fail("cache not used"))
     again = load_dataset("gtsrb", seed=0)
     np.testing.assert_array_equal(again.x_train, d.x_train)
     np.testing.assert_array_equal(again.y_test, d.y_test)
@@ -476,12 +477,12 @@ def test_gtsrb_corrupt_cache_is_rebuilt_or_named(data_dir):
     first = load_dataset("gtsrb")
     cache = data_dir / "gtsrb" / "gtsrb_32x32.npz"
     cache.write_bytes(b"garbage")
-    ds._RAW_CACHE.clear()
+    _download._RAW_CACHE.clear()
     np.testing.assert_array_equal(load_dataset("gtsrb").x_train, first.x_train)  # rebuilt from the images
     assert zipfile_ok(cache)
     shutil.rmtree(data_dir / "gtsrb" / "GTSRB")
     cache.write_bytes(b"garbage")
-    ds._RAW_CACHE.clear()
+    _download._RAW_CACHE.clear()
     with pytest.raises(DatasetUnavailable) as err:
         load_dataset("gtsrb")
     assert str(cache) in str(err.value)
@@ -516,7 +517,7 @@ def test_gtsrb_download_fails_fast_offline(data_dir, monkeypatch):
         urls.append(url)
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(ds, "_download_file", offline)
+    monkeypatch.setattr(_download, "_download_file", offline)
     with pytest.raises(DatasetUnavailable) as err:
         load_dataset("gtsrb")
     assert urls and urls[0].startswith("https://sid.erda.dk/")
@@ -602,7 +603,7 @@ def test_keras_offline_failure_becomes_dataset_unavailable(data_dir, monkeypatch
 
         return fetch
 
-    monkeypatch.setattr(ds, "_keras_loader", loader)
+    monkeypatch.setattr(_download, "_keras_loader", loader)
     with pytest.raises(DatasetUnavailable) as err:
         load_dataset("imdb", max_samples=100)
     assert seen == {"name": "imdb", "keras_home": str(data_dir / "keras")}
@@ -626,7 +627,7 @@ def test_local_files_win_over_a_download(data_dir, monkeypatch, no_keras):
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 def test_real_fashion_mnist_from_debian_package(no_keras):
-    raw = ds._load_raw("fashion_mnist", ds._data_dir(None))
+    raw = _download._load_raw("fashion_mnist", _files._data_dir(None))
     assert raw.x_train.shape == (60000, 28, 28, 1) and raw.x_test.shape == (10000, 28, 28, 1)
     assert np.bincount(raw.y_train).tolist() == [6000] * 10
     d = load_dataset("fashion_mnist", max_samples=500)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.config import LayerHealth, TrialResult
-from core.diagnosis import SEVERITIES, Finding, diagnose, diagnose_many, layer_findings
+from core.diagnosis import SEVERITIES, Finding, diagnose, diagnose_many
 
 
 def _healthy(**overrides) -> TrialResult:
@@ -99,7 +99,7 @@ def test_dead_relu_units_suggest_leaky_relu():
     assert "leaky_relu" in dead[0].suggestion and "learning_rate" in dead[0].suggestion
     assert "batch_norm" not in dead[0].suggestion  # dense layers never get batch norm in this product
     assert "49 of 128" in dead[0].detail and "never fire" in dead[0].detail
-    assert layer_findings(findings, "dense_1") == dead
+    assert dead[0].layer == "dense_1"  # the finding names its layer
 
 
 def test_batch_norm_is_suggested_only_for_conv_layers_without_it():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from core import worker
+from core import model_codec, worker
 from core.config import StudyConfig, TrialResult, TrialSpec
 from core import study as K  # the storage schema: attribute keys
 
@@ -73,18 +73,18 @@ def test_bad_payload_is_a_clear_error_not_a_crash(job_input, words):
 def test_model_round_trip_and_size_limit(tmp_path):
     model = tmp_path / "model.keras"
     model.write_bytes(b"PK\x03\x04" + os.urandom(3000))
-    inline = worker.encode_model(model, limit=10_000)
-    assert inline["model"] == worker.MODEL_INLINE and inline["model_bytes"] == 3004
-    out = worker.decode_model(inline, tmp_path / "copy" / "model.keras")
+    inline = model_codec.encode_model(model, limit=10_000)
+    assert inline["model"] == model_codec.MODEL_INLINE and inline["model_bytes"] == 3004
+    out = model_codec.decode_model(inline, tmp_path / "copy" / "model.keras")
     assert out is not None and out.read_bytes() == model.read_bytes()
 
-    big = worker.encode_model(model, limit=1000)
-    assert big["model"] == worker.MODEL_TOO_LARGE and big["model_bytes"] == 3004 and "model_b64" not in big
-    assert worker.decode_model(big, tmp_path / "none.keras") is None
+    big = model_codec.encode_model(model, limit=1000)
+    assert big["model"] == model_codec.MODEL_TOO_LARGE and big["model_bytes"] == 3004 and "model_b64" not in big
+    assert model_codec.decode_model(big, tmp_path / "none.keras") is None
 
     corrupt = dict(inline, model_b64=base64.b64encode(b"other bytes").decode())
     with pytest.raises(ValueError, match="SHA-256"):
-        worker.decode_model(corrupt, tmp_path / "bad.keras")
+        model_codec.decode_model(corrupt, tmp_path / "bad.keras")
 
 
 def test_concurrency_from_env(monkeypatch):
@@ -103,6 +103,13 @@ def test_worker_module_does_not_start_the_sdk_on_import():
     code = "import sys, core.worker; print('tensorflow' in sys.modules, 'runpod' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_the_runpod_client_does_not_import_the_worker():
+    # The model codec is shared through core.model_codec; the client never loads the worker module.
+    code = "import sys, core.executors.runpod; print('core.worker' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False"], out.stderr
 
 
 # --------------------------------------------------------------------------- real training
@@ -124,7 +131,7 @@ def test_handler_trains_and_returns_result_and_model(tmp_path, monkeypatch, clea
 
     import keras
 
-    path = worker.decode_model(out, tmp_path / "model.keras")
+    path = model_codec.decode_model(out, tmp_path / "model.keras")
     model = keras.models.load_model(path)
     assert model.count_params() == result.param_count
 

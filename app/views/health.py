@@ -90,8 +90,7 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
 
     st.subheader("Files")
     C.render_trial_downloads(rec, name, key=f"health-dl-{rec.number}", horizontal=True)
-    if C.viewer_available():
-        C.nav_link(PAGE_VIEWER, "See this model in 3D", ":material/view_in_ar:")
+    C.nav_link(PAGE_VIEWER, "See this model in 3D", ":material/view_in_ar:")
 
 
 def render_study(records: list[TrialRecord], name: str, config: StudyConfig | None, best: TrialRecord | None) -> None:

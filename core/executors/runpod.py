@@ -53,6 +53,7 @@ import requests
 from core.artifacts import save_result
 from core.config import ConfigError, Settings, TrialResult, TrialSpec
 from core.executors.base import DoneEvent, EpochEvent, Event, Executor, ExecutorFull, failed_result
+from core.model_codec import MODEL_TOO_LARGE, decode_model
 from core.paths import MODEL_FILE, trial_dir
 
 if TYPE_CHECKING:
@@ -956,8 +957,6 @@ class RunPodExecutor(Executor):
         return self._failed(job, f"RunPod job failed: {failure_reason(body.get('error'))}")
 
     def _completed(self, job: _Job, output: Any) -> TrialResult:
-        from core.worker import MODEL_TOO_LARGE, decode_model  # light: core.worker imports TF lazily
-
         if not isinstance(output, dict) or not isinstance(output.get("result"), dict):
             return self._failed(
                 job, "RunPod job completed without a TrialResult: is the endpoint running HPO Studio's worker image?"

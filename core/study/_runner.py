@@ -156,7 +156,7 @@ class StudyRunner:
         self._executor = executor
         self._own_executor = executor is None
         self._sampler, self._pruner = sampler, pruner
-        self._on_trial_end = on_trial_end
+        self.on_trial_end = on_trial_end  # public: the CLI sets it on a resumed or attached runner
         self.role = role
         self.runner_id = new_runner_id()
         self._stop = threading.Event()
@@ -351,9 +351,9 @@ class StudyRunner:
     # ------------------------------------------------------------------ preparation (caller's thread)
 
     def _prepare(self) -> None:
-        from core.logs import _quiet_optuna
+        from core.logs import quiet_optuna
 
-        _quiet_optuna()
+        quiet_optuna()
         cfg = self.config
         cfg.validate()
         if cfg.executor == "local":  # a set no trial could load is refused once, here (RunPod loads it remotely)
@@ -664,8 +664,8 @@ class StudyRunner:
                  _fmt(result.val_accuracy), _fmt(result.health_score), result.epochs_run)
         if state == "COMPLETE":
             self._safe(self._keep_best_models)
-        if self._on_trial_end is not None:
-            self._safe(self._on_trial_end, ev.trial_number, state, result)
+        if self.on_trial_end is not None:
+            self._safe(self.on_trial_end, ev.trial_number, state, result)
 
     def _cancel_running(self) -> None:
         """Stop every running trial, let them report for a moment, record them FAIL 'cancelled'."""
