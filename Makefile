@@ -28,9 +28,9 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest
 
-## test-fast: skip the slow and browser tests
+## test-fast: the quick loop (< 1 min): no TensorFlow, no browser, nothing slow
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "not slow and not e2e"
+	HPO_TEST_FAST=1 $(BIN)/python -m pytest -m "not slow and not e2e and not tf"
 
 bench: install-dev
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -18,6 +18,21 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
+class _NoTensorFlow:
+    """``make test-fast`` (HPO_TEST_FAST=1) runs without TensorFlow: a test that imports it in this
+    process fails at once, saying which marker it lacks, instead of quietly making the loop slow."""
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ARG002 - the finder protocol
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"{name} imported by a test without the `tf` marker: mark it "
+                              "@pytest.mark.tf (make test-fast runs without TensorFlow)")
+        return None
+
+
+if os.environ.get("HPO_TEST_FAST") == "1":
+    sys.meta_path.insert(0, _NoTensorFlow())
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _hpo_home(tmp_path_factory):
     """Tests never write into the project's runs/, logs/ or datasets/.

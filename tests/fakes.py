@@ -333,6 +333,7 @@ class FakeExecutor:
         self.stopped: set[int] = set()
         self.done = 0
         self.shut = False
+        self._last_epoch = time.monotonic()
 
     @property
     def running(self):
@@ -367,7 +368,13 @@ class FakeExecutor:
 
         if self.crash_after is not None and self.done >= self.crash_after:
             raise RuntimeError("fake executor lost its connection")
-        time.sleep(self.epoch_s)
+        # like the real executors, wait at most ``timeout``: an epoch ends ``epoch_s`` after the last
+        due = self._last_epoch + self.epoch_s - time.monotonic()
+        if due > 0:
+            time.sleep(min(due, timeout))
+            if due > timeout:
+                return []
+        self._last_epoch = time.monotonic()
         out = []
         for n, spec in list(self.specs.items()):
             acc = min(0.99, 0.5 + 10 * spec.params["learning_rate"])

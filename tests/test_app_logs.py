@@ -15,6 +15,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+import pytest
+
 from core import study as K  # the storage schema: attribute keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +29,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.tf
 def test_studies_started_from_the_app_write_to_hpo_log(tmp_path):
     dead = f"http://127.0.0.1:{_closed_port()}/v2/gone"
     script = textwrap.dedent(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tf  # every test here trains or builds a Keras model
+
 from core.health import layer_health
 
 from core.architecture import (

@@ -23,6 +23,7 @@ def _core(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedP
                           timeout=timeout)
 
 
+@pytest.mark.tf
 def test_trial_command_prints_a_readable_result(tmp_path):
     proc = _core("trial", "--dataset", "digits", "--epochs", "2", "--max-samples", "300", "--param",
                  "learning_rate=0.01", *TINY, home=tmp_path)
@@ -40,6 +41,7 @@ def test_trial_command_prints_a_readable_result(tmp_path):
     assert (tmp_path / "logs" / "hpo.log").exists()
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_optimize_list_show_export_and_reproduce(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -193,6 +195,7 @@ def test_hostile_spec_file_exits_2_with_one_line_and_writes_nothing(patch, messa
     assert not (tmp_path / "evil").exists()
 
 
+@pytest.mark.tf
 def test_out_option_is_the_one_way_to_write_outside_hpo_home(tmp_path):
     out = tmp_path / "chosen"
     proc = _core("trial", "--epochs", "1", "--max-samples", "200", *TINY, "--out", str(out), "--json",

@@ -44,6 +44,7 @@ def ex():
     executor.shutdown()
 
 
+@pytest.mark.tf
 def test_two_trials_run_concurrently_in_two_processes(ex, tmp_path):
     assert ex.capacity == 2 and ex.free_slots == 2
     # 6 epochs: long enough that neither trial can finish before the other has started
@@ -71,6 +72,7 @@ def test_two_trials_run_concurrently_in_two_processes(ex, tmp_path):
     assert len({w["pid"] for w in info["workers"]}) == 2 and info["threads_per_worker"] >= 1
 
 
+@pytest.mark.tf
 def test_stop_trial_ends_it_early(ex, tmp_path):
     ex.submit(_spec(10, tmp_path, epochs=40))
     _collect(ex, lambda evs: any(isinstance(e, EpochEvent) and e.trial_number == 10 for e in evs))
@@ -82,6 +84,7 @@ def test_stop_trial_ends_it_early(ex, tmp_path):
     assert result.epochs_run < 40
 
 
+@pytest.mark.tf
 def test_killed_worker_fails_its_trial_and_is_replaced(ex, tmp_path):
     ex.submit(_spec(20, tmp_path, epochs=60))
     _collect(ex, lambda evs: any(isinstance(e, EpochEvent) and e.trial_number == 20 for e in evs))

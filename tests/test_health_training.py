@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.tf  # every test here trains or builds a Keras model
+
 from core.config import LayerHealth, TrialResult, TrialSpec
 
 METRICS = (

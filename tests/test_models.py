@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
+pytestmark = pytest.mark.tf  # every test here trains or builds a Keras model
+
 from core.config import ConfigError
 from core.models import build_model, plan_model, unit_layers
 from core.search_space import defaults

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tf  # every test here trains or builds a Keras model
+
 TINY = {"conv_blocks": 1, "filters": 8, "dense_units": 16, "batch_norm": False, "learning_rate": 0.01,
         "batch_size": 32, "dropout": 0.0}
 

@@ -81,6 +81,7 @@ def finished(ex, settings, url):
     return runner, ended
 
 
+@pytest.mark.tf
 def test_study_on_two_workers_stores_every_trial(finished, url, settings):
     runner, ended = finished
     assert runner.status == "finished" and not runner.is_running
@@ -117,6 +118,7 @@ def _study(name, url):
     return optuna.load_study(study_name=name, storage=S.open_storage(url))
 
 
+@pytest.mark.tf
 def test_optuna_own_api_reads_the_study(finished, url):
     """What optuna-dashboard does: plain optuna on the storage URL, no HPO Studio code."""
     import optuna
@@ -133,6 +135,7 @@ def test_optuna_own_api_reads_the_study(finished, url):
     assert len(df) == 4 and "user_attrs_test_accuracy" in df.columns
 
 
+@pytest.mark.tf
 def test_records_artifacts_and_export(finished, url, tmp_path):
     from core import artifacts
     from core.study import best_record, config_of, load_records
@@ -150,6 +153,7 @@ def test_records_artifacts_and_export(finished, url, tmp_path):
     assert written["model"].name.startswith(f"four_model_trial-{best.number:04d}_val-acc-")
 
 
+@pytest.mark.tf
 def test_reproduce_config_retrains_the_same_model(finished, url, tmp_path, clear_keras):
     from core import artifacts
     from core.config import TrialSpec
@@ -164,11 +168,13 @@ def test_reproduce_config_retrains_the_same_model(finished, url, tmp_path, clear
     assert again.val_accuracy == pytest.approx(best.val_accuracy, abs=0.02)
 
 
+@pytest.mark.tf
 def test_duplicate_name_is_refused_with_a_hint(finished, url, settings):
     with pytest.raises(ConfigError, match="already exists.*resume"):
         StudyRunner(_config("four", url), settings=settings).start()
 
 
+@pytest.mark.tf
 def test_pruning_stops_trials_early(ex, url, settings):
     import optuna
 
@@ -215,6 +221,7 @@ def test_default_pruner_first_judges_at_epoch_two(epochs, first_rung):
     assert not verdicts[0][0]  # the first trial is never pruned at its first epoch
 
 
+@pytest.mark.tf
 def test_out_of_range_trial_fails_and_the_study_goes_on(ex, url, settings):
     """A learning rate of 1e6 once trained a whole epoch to NaN; now the worker refuses the spec before any data loads."""
     fixed = {**TINY, "optimizer": "sgd", "activation": "leaky_relu"}
@@ -233,6 +240,7 @@ def test_out_of_range_trial_fails_and_the_study_goes_on(ex, url, settings):
     assert runner.status == "finished"
 
 
+@pytest.mark.tf
 def test_stop_then_resume_continues_numbering(ex, url, settings):
     cfg = _config("stopres", url, n_trials=5)
     runner = StudyRunner(cfg, executor=ex, settings=settings).start()
@@ -254,6 +262,7 @@ def test_stop_then_resume_continues_numbering(ex, url, settings):
     assert {n: after[n] for n in first} == first
 
 
+@pytest.mark.tf
 def test_cancel_ends_running_trials_as_failed(ex, url, settings):
     cfg = _config("cancelled", url, n_trials=4, epochs=60)
     runner = StudyRunner(cfg, executor=ex, settings=settings).start()
@@ -304,6 +313,7 @@ def test_an_unavailable_data_set_is_refused_before_any_trial(url, settings, monk
     assert "offline-mnist" not in [s.study_name for s in optuna.get_all_study_summaries(S.open_storage(url))]
 
 
+@pytest.mark.tf
 @pytest.mark.slow
 def test_kill_dash_nine_then_resume_loses_nothing(ex, home, url, settings):
     """kill -9 the CLI mid-study; resume: no completed trial lost, none left RUNNING, orphans exit."""
@@ -436,10 +446,12 @@ def test_live_runner_is_not_swept_and_cannot_be_resumed_twice(url, settings):
     assert runner.status == "cancelled" and not runner_alive(_study("live", url))
 
 
-def test_stop_and_cancel_asked_through_the_storage(url, settings):
+def test_stop_and_cancel_asked_through_the_storage(url, settings, monkeypatch):
     """What the app does for a study run by another process: request_stop writes to the
     storage, the runner obeys at its next heartbeat, and a later resume ignores the old request."""
-    from core.study import request_stop
+    from core.study import _runner, request_stop
+
+    monkeypatch.setattr(_runner, "HEARTBEAT_S", 0.5)  # the runner reads the storage's requests every beat
 
     cfg = _config("asked", url, n_trials=40, epochs=4, workers=1)
     runner = StudyRunner(cfg, executor=FakeExecutor(capacity=1, epoch_s=0.1), settings=settings).start()

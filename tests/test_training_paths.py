@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tf
+
 from core.config import TrialSpec
 from core.search_space import defaults
 from core.training import run_trial

@@ -115,6 +115,7 @@ def test_the_runpod_client_does_not_import_the_worker():
 # --------------------------------------------------------------------------- real training
 
 
+@pytest.mark.tf
 def test_handler_trains_and_returns_result_and_model(tmp_path, monkeypatch, clear_keras):
     sent: list[dict] = []
     monkeypatch.setattr(worker, "_send_progress", lambda job, payload: sent.append(payload))
@@ -136,6 +137,7 @@ def test_handler_trains_and_returns_result_and_model(tmp_path, monkeypatch, clea
     assert model.count_params() == result.param_count
 
 
+@pytest.mark.tf
 def test_cancelling_the_handler_stops_training(monkeypatch, clear_keras):
     """The SDK cancels the handler's task on /cancel; training must stop, not run on in its thread."""
     returned: list[dict] = []
@@ -343,6 +345,7 @@ def test_the_client_sends_its_caps_with_each_job(tmp_path):
     assert RunPodExecutor.from_config(study).job_time_limit_s == 180  # never past the study's own budget
 
 
+@pytest.mark.tf
 def test_job_time_limit_stops_training_and_says_so(clear_keras):
     spec = tiny_spec(epochs=400, trial_number=5)
     t0 = time.monotonic()
