@@ -232,7 +232,7 @@ def test_html_export_renders_in_the_background(home, records):
         time.sleep(0.5)
         at.run()
     button = next(b for b in at.get("download_button") if b.proto.label == "Download Interactive HTML")
-    assert re.match(rf"{STUDY}_trial-\d{{3}}_val_accuracy-[0-9.]+_\d{{8}}-\d{{6}}\.html", button.proto.help)
+    assert re.fullmatch(rf"{STUDY}_scene_trial-\d{{4}}_val-acc-[0-9.]+_\d{{8}}-\d{{6}}\.html", button.proto.help)
 
 
 # --------------------------------------------------------------------------- empty and legacy states
