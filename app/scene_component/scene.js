@@ -140,8 +140,17 @@
       $("view").style.visibility = "visible";
       status("");
       r.getActiveCamera().onModified(schedulePlace);
+      // The frame's height follows the legend (its text differs per colouring), which fires
+      // "resize" too: refit only when the stage itself changed size, or a recolour would undo
+      // the user's zoom and pan.
+      var size = stageSize();
       window.addEventListener("resize", function () {
-        requestAnimationFrame(function () { fit(); S.rw.render(); placeLabels(); });
+        requestAnimationFrame(function () {
+          var now = stageSize();
+          if (now === size) { placeLabels(); return; }
+          size = now;
+          fit(); S.rw.render(); placeLabels();
+        });
       });
       S.readyAt = performance.now();
     })();
@@ -170,6 +179,7 @@
     cam.setViewUp(0, 1, 0);
     r.resetCameraClippingRange();
   }
+  function stageSize() { return $("stage").clientWidth + "x" + $("stage").clientHeight; }
   function dot(a, b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
   function cross(a, b) { return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]; }
   function norm(a) { var n = Math.sqrt(dot(a, a)) || 1; return [a[0] / n, a[1] / n, a[2] / n]; }
