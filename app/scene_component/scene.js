@@ -7,7 +7,8 @@
  * are HTML over and under the canvas, so they stay readable at any width; labels that would
  * overlap are hidden (the layer table beside the scene names every layer).
  *
- * window.hpoScene exposes the state to the browser tests and the bench.
+ * window.hpoScene exposes the state to the browser tests and the bench (applied: the last
+ * restyle, with when it was drawn and painted; clickAt: when a colour button was clicked).
  */
 (function () {
   "use strict";
@@ -31,6 +32,7 @@
     var n = parseInt(hex.slice(1), 16);
     return [(n >> 16 & 255) / 255, (n >> 8 & 255) / 255, (n & 255) / 255];
   }
+  function now(t) { return performance.timeOrigin + (t == null ? performance.now() : t); }
   function status(text) { $("status").textContent = text; }
 
   // ------------------------------------------------------------------ colour buttons and legend
@@ -43,7 +45,7 @@
       b.type = "button";
       b.title = c.help;
       b.dataset.key = c.key;
-      b.addEventListener("click", function () { choose(c.key); });
+      b.addEventListener("click", function (ev) { S.clickAt = now(ev.timeStamp); choose(c.key); });
       bar.appendChild(b);
     });
   }
@@ -96,8 +98,11 @@
     });
     S.rw.render();
     S.restyles += 1;
-    S.applied = { colorBy: S.colorBy, highlight: hl, at: performance.now() };
     placeLabels();
+    // when this restyle was drawn and then painted (ms since the epoch, comparable with the
+    // parent page's clock): the browser tests and the bench time a click to it
+    var applied = S.applied = { colorBy: S.colorBy, highlight: hl, at: now(), painted: null };
+    requestAnimationFrame(function () { applied.painted = now(); });
   }
 
   function load(args) {

@@ -283,6 +283,13 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
         render_model_download(study, rec)
         return
 
+    # A fragment: a colour button or a table selection reruns only the scene, the table and the
+    # exports (not the study and trial pickers above), so the highlight reaches the scene sooner.
+    st.fragment(render_scene_and_table)(study, rec, arch)
+
+
+def render_scene_and_table(study: str, rec: TrialRecord, arch: ArchitectureVisualization) -> None:
+    """The scene beside the layer table, then the exports of what the scene shows."""
     # The colouring is chosen in the scene's own buttons and switched there; it comes back here
     # (for the exports) with the next rerun.  The table's selection is read before the table is
     # drawn, so the scene is sent first; both only restyle the scene in the browser.
