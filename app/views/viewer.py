@@ -284,7 +284,7 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
         return
 
     # A fragment: a colour button or a table selection reruns only the scene, the table and the
-    # exports (not the study and trial pickers above), so the highlight reaches the scene sooner.
+    # exports, not the study and trial pickers above (less work before the highlight is restyled).
     st.fragment(render_scene_and_table)(study, rec, arch)
 
 
