@@ -21,7 +21,6 @@ st.set_page_config(page_title="HPO Studio", page_icon=str(ROOT / "app" / "favico
 state.setup_logs()  # one log for the app, the CLI and the workers: logs/hpo.log
 state.apply_secret_flags()
 state.ensure_demo()  # hosted demo: the example study exists from the first page view
-warm_up_scenes()  # PyVista and the scene serialiser load in the background, before the first 3D view
 
 pages = [
     st.Page(PAGE_CONFIGURE, title="Configure", icon=":material/tune:", default=True),
@@ -33,4 +32,10 @@ pages = [
 
 page = st.navigation(pages, position="top")
 render_study_notices()  # a toast, on whatever screen, when a study this tab saw running finishes or fails
-page.run()
+try:
+    page.run()
+finally:
+    # PyVista and the scene serialiser load in the background, before the first 3D view; started
+    # after the page so the first page after a server start does not share the CPU with it (on
+    # a 2-core machine that delayed the first page's heading by ~1 s, bench/bench_viewer.py).
+    warm_up_scenes()

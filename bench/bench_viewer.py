@@ -1,4 +1,4 @@
-"""Time from opening the 3D viewer to its WebGL canvas being drawn, for a 20-layer model (target < 3 s).
+"""The 3D viewer in the browser, before and after the scene component (issue 15), in one run.
 
 What it does:
 
@@ -7,31 +7,36 @@ What it does:
    with made-up per-layer health so every colouring has values.
 2. Writes a small fake study (tests/fakes.py) into a temporary HPO_HOME and adds one complete
    trial carrying that layout, with the best accuracy, so the viewer shows it by default.
-3. Starts ``streamlit run streamlit_app.py`` on a free port, twice: with vtk.js served once as
-   ``app/static/vtk_viewer.js`` (the default) and with it inlined in every scene page (static
-   serving off), and opens ``/viewer`` in headless Chromium (Playwright, /usr/bin/chromium, the
-   flags of DESIGN.md) in each:
+3. Starts ``streamlit run streamlit_app.py`` on a free port, twice on that same HPO_HOME:
 
-   * cold      -- the first visit after the server started: the page's imports, the scene
-                  build and the browser's work;
-   * first-time visitor -- later visits, each in a fresh browser context (empty cache); the
-                  scene HTML comes from ``st.cache_data``;
-   * returning browser  -- new tabs of one context that has shown the viewer before (its HTTP
-                  and code caches are warm): the common case of a user opening another tab;
-   * recolour  -- three new colourings in a warm process (cache misses: the scene is rebuilt).
+   * after  -- this checkout: the scene is a component (app/scene_component), sent once per
+               trial; colourings and the highlight restyle it in the browser;
+   * before -- the viewer as it was before the component (commit ``BEFORE``, unpacked with
+               ``git archive`` into a temporary folder): PyVista's vtk.js page rebuilt and sent
+               as a new iframe document for every colouring and highlight;
 
-   For each it records when the scene iframe's document arrives (``srcdoc`` navigation) and when
-   vtk.js has loaded every actor's data and rendered (polled every animation frame inside the
-   iframe), then checks a screenshot of the canvas is not blank.
+   and opens ``/viewer`` in headless Chromium (Playwright, /usr/bin/chromium, DESIGN.md's flags):
 
-Since the scene became a component (app/scene_component), the two "variants" below run the same
-viewer (static serving no longer matters) and a recolour is a click on the scene's own button,
-timed until the browser has restyled the actors.  Still to do (issue 15): the old viewer
-(80df8c8) as the "before" column, and the 390 / 768 px widths.
+   * cold       -- the first view after the server started (imports, scene build, browser);
+   * new tab    -- later visits, each in a fresh browser context (empty cache), and new tabs
+                   of one context that has shown the viewer before (warm cache);
+   * recolour   -- a click on another colouring (after: the scene's own button; before: the
+                   radio), until the scene is drawn in the new colours;
+   * highlight  -- a click on a layer's row in the table, until the scene shows it outlined;
+   * fits       -- (after only) the viewer at 390 px and 768 px wide: the frame within the
+                   screen, no sideways scrolling, at least two labels shown and no two label
+                   boxes overlapping.
+
+   "Drawn" is polled every 20 ms inside the scene's iframe: every actor's data
+   loaded and rendered (and, after, the component's restyle applied); then a screenshot of
+   the canvas must not be blank.
 
 Usage::
 
-    python bench/bench_viewer.py [--repeat 3]
+    python bench/bench_viewer.py [--repeat 3] [--no-before] [--write]
+
+``--write`` puts the table into bench/README.md between the ``viewer`` markers; the raw figures
+go to bench/out/viewer.json.
 """
 
 from __future__ import annotations
@@ -51,10 +56,31 @@ sys.path.insert(0, str(ROOT))
 
 from core import study as K  # the storage schema: attribute keys
 from tests.e2e.apprun import (SCENE_IFRAME, SCENE_READY_JS, WEBGL_ARGS, free_port, launch_chromium,  # noqa: E402
-                              not_blank, pixels, scene_frame, start_app, stop_app)
+                              not_blank, pixels, start_app, stop_app)
 
 STUDY = "bench-viewer"
-TARGET_S = 3.0
+BEFORE = "8f203b0"  # the last commit before the scene component (975de0b)
+TARGETS = {"recolour": 0.3, "highlight": 0.3, "new_tab": 1.5, "cold": 3.0}  # seconds (issue 15)
+COLOUR_LABELS = {"gradient_norm": "Gradient health", "dead_units": "Dead units", "performance": "Performance",
+                 "health": "Layer health"}
+POLL_MS = 20  # how often "is it drawn yet?" is asked inside the iframe
+HIGHLIGHT_ROWS = (2, 5, 9)  # table rows clicked in turn (each click selects another layer; all in view)
+# Inside the component's iframe: the scene has drawn and the component has restyled it.
+READY_JS = "() => !!(window.hpoScene && window.hpoScene.ready && window.hpoScene.applied)"
+STATE_JS = """() => ({scene: window.hpoScene && {ready: window.hpoScene.ready, key: window.hpoScene.sceneKey,
+  applied: window.hpoScene.applied}, status: (document.getElementById('status') || {}).textContent,
+  viewer: !!window.OfflineLocalView, rw: !!(window.global || {}).renderWindow,
+  actors: (() => { try { const rs = window.global.renderWindow.getRenderers();
+    return rs[rs.length - 1].getActors().map(a => a.getMapper().getInputData().getNumberOfPoints()); }
+    catch (e) { return String(e); } })()})"""
+# Inside the component's iframe: the boxes of the labels shown, and whether the frame fits.
+LABELS_JS = """() => {
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const shown = Array.from(document.querySelectorAll('#labels .lbl')).filter(
+    e => getComputedStyle(e).visibility === 'visible');
+  return {labels: shown.map(box), all: document.querySelectorAll('#labels .lbl').length,
+          docWidth: document.documentElement.scrollWidth, width: window.innerWidth};
+}"""
 
 _LAYOUT_CHILD = """
 import json, os, sys
@@ -110,18 +136,6 @@ def write_study(home: Path, layout: dict) -> int:
     return number
 
 
-def _scene_page_html(layout: dict) -> str:
-    """The standalone page of this layout (export_html's page, vtk.js inlined)."""
-    from core.architecture import ArchitectureVisualization
-    from core.scene import build_scene, scene_html
-
-    pl = build_scene(ArchitectureVisualization.from_dict(layout), color_by="health", window_size=(552, 460))
-    try:
-        return scene_html(pl)
-    finally:
-        pl.close()
-
-
 def _browser_scene_kb(layout: dict) -> float:
     """KB of the scene file the app's viewer fetches once per trial."""
     from core.architecture import ArchitectureVisualization
@@ -130,47 +144,143 @@ def _browser_scene_kb(layout: dict) -> float:
     return len(browser_scene(ArchitectureVisualization.from_dict(layout))[0]) / 1024
 
 
-def open_viewer(browser, url: str, colour: str | None = None, context=None) -> dict[str, float]:
-    """Seconds from navigation to the page heading, the scene document and the drawn scene.
+class Variant:
+    """How to tell, in one checkout of the app, that the scene is drawn, recoloured or highlighted."""
+
+    def __init__(self, name: str, component: bool) -> None:
+        self.name, self.component = name, component
+
+    def is_document(self, frame) -> bool:
+        return "/component/" in frame.url if self.component else frame.url == "about:srcdoc"
+
+    def drawn(self, page):
+        try:
+            # polled every 20 ms, not every animation frame: a tab opened after another one in
+            # the same context sometimes never ran Playwright's rAF poll (the scene was drawn)
+            frame = page.wait_for_selector(SCENE_IFRAME, state="attached").content_frame()
+            frame.wait_for_function(READY_JS if self.component else SCENE_READY_JS, polling=POLL_MS)
+        except Exception:
+            frames = [(f.url, f.evaluate(STATE_JS) if "/component/" in f.url else None) for f in page.frames]
+            print("the scene was not drawn:", json.dumps(frames, default=str), file=sys.stderr, flush=True)
+            raise
+        return frame
+
+    def recolour(self, page, key: str) -> float | None:
+        """Click another colouring and wait until it is drawn; after: ms from the click event to
+        the restyled scene painted, as the page's own clocks saw it (None before)."""
+        if self.component:
+            frame = self.drawn(page)
+            frame.locator(f'#bar button[data-key="{key}"]').click()  # switched in the browser
+            frame.wait_for_function(f"() => window.hpoScene.applied.colorBy === {key!r}", polling=POLL_MS)
+            return self._painted(frame, "window.hpoScene.clickAt")
+        else:
+            with page.expect_event("framenavigated", predicate=self.is_document):
+                page.get_by_text(COLOUR_LABELS[key], exact=True).click()
+            self.drawn(page)
+        return None
+
+    def _painted(self, frame, since_js: str) -> float | None:
+        try:
+            frame.wait_for_function("() => window.hpoScene.applied.painted !== null", polling=POLL_MS, timeout=5000)
+        except Exception:  # noqa: BLE001 - no animation frame came (a background tab): no in-page figure
+            return None
+        return frame.evaluate(f"() => (window.hpoScene.applied.painted - ({since_js})) / 1000")
+
+    def highlight(self, page, row: int) -> float | None:
+        """Click a layer's row and wait until it is outlined; after: seconds from the click event
+        (the parent page's clock) to the restyled scene painted (the iframe's), None before."""
+        page.locator(".stDataFrame").first.scroll_into_view_if_needed()
+        table = page.locator(".stDataFrame").first.bounding_box()
+        x, y = table["x"] + 17, table["y"] + 35 * (row + 1) + 17  # the row's selection checkbox
+        if self.component:
+            frame = self.drawn(page)
+            layer = frame.evaluate(f"() => window.hpoScene.args.layers[{row}].id")
+            page.evaluate("() => document.addEventListener('click', e => { window.__hpoClickAt = "
+                          "performance.timeOrigin + e.timeStamp; }, {capture: true, once: true})")
+            page.mouse.click(x, y)
+            frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layer!r}", polling=POLL_MS)
+            return self._painted(frame, str(page.evaluate("() => window.__hpoClickAt")))
+        else:
+            with page.expect_event("framenavigated", predicate=self.is_document):
+                page.mouse.click(x, y)
+            self.drawn(page)
+        return None
+
+
+def _check_canvas(page) -> None:
+    if not not_blank(pixels(page.locator(SCENE_IFRAME).screenshot())):
+        raise AssertionError("the canvas is blank after the scene reported ready")
+
+
+def open_viewer(browser, url: str, v: Variant, context=None) -> dict[str, float]:
+    """Seconds from navigation to the page heading, the scene's document and the drawn scene.
 
     A fresh browser context (a first-time visitor: empty cache) unless ``context`` is given (a
-    new tab of a browser that has shown the viewer before: its cache is warm).  With
-    ``colour``, the colouring is switched after the first draw and the timings are those of the
-    new scene (click -> document -> drawn).
+    new tab of a browser that has shown the viewer before: its cache is warm).
     """
     own = context is None
     context = context or browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(120_000)
+    page.set_default_timeout(60_000)
     marks: dict[str, float] = {}
     t0 = time.perf_counter()
-
-    def on_nav(frame) -> None:
-        if "/component/" in frame.url:  # the scene component's document (app/scene_component)
-            marks.setdefault("document", time.perf_counter() - t0)
-
-    page.on("framenavigated", on_nav)
+    page.on("framenavigated", lambda f: v.is_document(f) and marks.setdefault("document", time.perf_counter() - t0))
     page.goto(f"{url}/viewer")
     page.locator("h1").first.wait_for()
     marks["heading"] = time.perf_counter() - t0
-    scene_frame(page)
-    if colour is not None:
-        marks.clear()
-        t0 = time.perf_counter()
-        frame = scene_frame(page)
-        key = {"Gradient norm": "gradient_norm", "Gradient health": "gradient_norm", "Dead units": "dead_units",
-               "Performance": "performance", "Layer health": "health"}[colour]
-        frame.locator(f'button[data-key="{key}"]').click()  # switched in the browser: no new document
-        frame.wait_for_function(f"() => window.hpoScene.applied && window.hpoScene.applied.colorBy === '{key}'",
-                                polling="raf")
-        marks["document"] = 0.0
+    v.drawn(page)
     marks["drawn"] = time.perf_counter() - t0
-    if not not_blank(pixels(page.locator(SCENE_IFRAME).screenshot())):
-        raise AssertionError("the canvas is blank after the scene reported ready")
+    _check_canvas(page)
     page.close()
     if own:
         context.close()
     return marks
+
+
+def interact(browser, url: str, v: Variant) -> dict[str, list[float]]:
+    """Seconds per recolour (three colourings) and per highlight (three rows), in one tab."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/viewer")
+    v.drawn(page)
+    page.wait_for_timeout(500)
+    out: dict[str, list] = {"recolour": [], "highlight": [], "recolour_in_page": [], "highlight_in_page": []}
+    for key in ("gradient_norm", "dead_units", "performance"):
+        t0 = time.perf_counter()
+        out["recolour_in_page"].append(v.recolour(page, key))
+        out["recolour"].append(time.perf_counter() - t0)
+        _check_canvas(page)
+        page.wait_for_timeout(1500)  # the app's rerun (after: for the exports) settles before the next click
+    for row in HIGHLIGHT_ROWS:
+        t0 = time.perf_counter()
+        out["highlight_in_page"].append(v.highlight(page, row))
+        out["highlight"].append(time.perf_counter() - t0)
+        _check_canvas(page)
+        page.wait_for_timeout(1500)
+    context.close()
+    return out
+
+
+def fits(browser, url: str, v: Variant, width: int) -> dict:
+    """The viewer at ``width`` px: does the frame fit, how many labels show, how many overlap."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/viewer")
+    frame = v.drawn(page)
+    page.wait_for_timeout(300)
+    geo = frame.evaluate(LABELS_JS)
+    iframe = page.locator(SCENE_IFRAME).bounding_box()
+    page_width = page.evaluate("() => document.documentElement.scrollWidth")
+    context.close()
+    boxes = geo["labels"]
+    overlap = sum(1 for i, a in enumerate(boxes) for b in boxes[:i]
+                  if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
+    inside = iframe["x"] >= 0 and iframe["x"] + iframe["width"] <= width + 0.5 and page_width <= width \
+        and geo["docWidth"] <= geo["width"]
+    return {"width": width, "fits": bool(inside and overlap == 0 and len(boxes) >= 2), "frame_inside": inside,
+            "labels_shown": len(boxes), "labels": geo["all"], "overlaps": overlap}
 
 
 def open_plain(browser, url: str, path: str) -> float:
@@ -185,93 +295,146 @@ def open_plain(browser, url: str, path: str) -> float:
     return seconds
 
 
-def open_scene_file(browser, path: Path) -> float:
-    """Seconds to load and draw the scene page alone (file://): the browser's share of a view."""
-    page = browser.new_page(viewport={"width": 552, "height": 460})
-    t0 = time.perf_counter()
-    page.goto(path.as_uri())
-    page.wait_for_function(SCENE_READY_JS, polling="raf", timeout=120_000)
-    seconds = time.perf_counter() - t0
-    page.close()
-    return seconds
+def measure(browser, root: Path, home: Path, v: Variant, repeat: int) -> dict:
+    """Every figure for one checkout of the app, on a server started for it."""
+    t = time.perf_counter()
+    proc = start_app(home, port := free_port(), root=root)
+    started = time.perf_counter() - t
+    url = f"http://127.0.0.1:{port}"
+    try:
+        cold = open_viewer(browser, url, v)
+        first = [open_viewer(browser, url, v) for _ in range(repeat)]
+        returning = browser.new_context(viewport={"width": 1280, "height": 1000})
+        open_viewer(browser, url, v, context=returning)  # fills this browser's cache
+        again = [open_viewer(browser, url, v, context=returning) for _ in range(repeat)]
+        returning.close()
+        acts = interact(browser, url, v)
+        narrow = [fits(browser, url, v, w) for w in (390, 768)] if v.component else []
+        plain = [open_plain(browser, url, "learn") for _ in range(repeat)]
+    finally:
+        stop_app(proc)
+    # the server restarted: this trial's scene is on disk now (after), so the view skips PyVista
+    proc = start_app(home, port := free_port(), root=root)
+    try:
+        restart = open_viewer(browser, f"http://127.0.0.1:{port}", v)
+    finally:
+        stop_app(proc)
+    return {"server_start": started, "cold": cold, "restart": restart, "first": first, "again": again, **acts, "fits": narrow,
+            "plain": plain}
+
+
+def _unpack(commit: str, into: Path) -> Path:
+    """The app as it was at ``commit`` (``git archive``: no worktree is registered)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _med_or_none(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def table(got: dict, repeat: int, scene_kb: float) -> str:
+    """The README's markdown table: after, before, target, met."""
+    med = statistics.median
+    a, b = got["after"], got.get("before")
+
+    def row(name, fn, target=None, note=""):
+        x, y = fn(a), (fn(b) if b else None)
+        met = "" if target is None or x is None else ("**yes**" if x <= target else "**no**")
+        tgt = "" if target is None else f"≤ {target:g}" if name.startswith(("new tab", "first", "…")) \
+            else f"< {target:g}"
+        return f"| {name} | {_fmt(x)} | {_fmt(y)} | {tgt} | {met} | {note} |"
+
+    lines = [
+        "| in the browser, seconds | after (component) | before (" + BEFORE + ") | target | met | note |",
+        "|---|---|---|---|---|---|",
+        row("recolour: click event → restyled scene painted (the page's clocks)",
+            lambda g: _med_or_none(g["recolour_in_page"]), TARGETS["recolour"], "median of 3 colourings"),
+        row("recolour: Playwright's click → seen drawn", lambda g: med(g["recolour"]), None,
+            "adds Playwright's click and polling (~0.1 s)"),
+        row("highlight: click event on a table row → outlined scene painted",
+            lambda g: _med_or_none(g["highlight_in_page"]), TARGETS["highlight"],
+            f"median of {len(HIGHLIGHT_ROWS)} rows; includes the app's rerun"),
+        row("highlight: Playwright's click → seen drawn", lambda g: med(g["highlight"]), None, ""),
+        row("new tab, first-time visitor (empty cache) → drawn", lambda g: med(w["drawn"] for w in g["first"]),
+            TARGETS["new_tab"], f"median of {repeat}"),
+        row("new tab, returning browser (warm cache) → drawn", lambda g: med(w["drawn"] for w in g["again"]),
+            TARGETS["new_tab"], f"median of {repeat}"),
+        row("new tab: scene document → drawn (the browser's part)",
+            lambda g: med(w["drawn"] - w["document"] for w in g["first"]), note="empty cache: vtk.js, scene, WebGL"),
+        row("first view after the server started → drawn", lambda g: g["cold"]["drawn"], TARGETS["cold"],
+            "server answering /health, then the first visit; a trial never viewed (its scene is built)"),
+        row("… after a restart, the trial viewed before → drawn", lambda g: g["restart"]["drawn"], TARGETS["cold"],
+            "after: its scene is read from disk, PyVista is not needed"),
+        row("… first view's heading (Streamlit's first run of the app)", lambda g: g["cold"]["heading"]),
+        row("new tab → page heading (Streamlit's part)", lambda g: med(w["heading"] for w in g["first"]),
+            note="empty cache"),
+        row("a screen without a scene (Learn) → heading", lambda g: med(g["plain"]), note="Streamlit's own start-up"),
+    ]
+    for f in a["fits"]:
+        lines.append(f"| fits {f['width']} px wide | {'**yes**' if f['fits'] else '**no**'} | – | yes | "
+                     f"{'**yes**' if f['fits'] else '**no**'} | frame inside the screen: {f['frame_inside']}; "
+                     f"{f['labels_shown']} of {f['labels']} labels shown, {f['overlaps']} overlapping |")
+    lines.append(f"| scene sent per trial | {scene_kb:.0f} KB, once | a ~420 KB page per view, colouring "
+                 "and highlight | | | |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="warm visits to time (median)")
+    parser.add_argument("--repeat", type=int, default=3, help="new tabs to time per kind (median)")
+    parser.add_argument("--no-before", action="store_true", help=f"skip the viewer as it was at {BEFORE}")
+    parser.add_argument("--write", action="store_true", help="write the table into bench/README.md")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
     t = time.perf_counter()
     layout = twenty_layer_layout()
-    t_layout = time.perf_counter() - t
-    rows: list[tuple[str, float, str]] = [
-        ("layout of the 20-layer CNN (child process with Keras; not counted)", t_layout,
-         f"{len(layout['layers'])} layers drawn, {layout['total_parameters']:,} params"),
-    ]
-    med = statistics.median
-    # Side by side: vtk.js served once as app/static/vtk_viewer.js (the default) against
-    # inlined in every scene page (what the app does when static serving is off).
-    variants = {"static": "true", "inline": "false"}
+    print(f"layout of the 20-layer CNN: {len(layout['layers'])} layers drawn, {layout['total_parameters']:,} params "
+          f"({time.perf_counter() - t:.1f} s, child process with Keras; not counted)", flush=True)
     got: dict[str, dict] = {}
+    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
-        home = Path(tmp)
+        home = Path(tmp) / "home"
+        home.mkdir()
         trial = write_study(home, layout)
         with sync_playwright() as p:
             browser = launch_chromium(p, WEBGL_ARGS)
-            for variant, flag in variants.items():
-                proc = start_app(home, port := free_port(), {"STREAMLIT_SERVER_ENABLE_STATIC_SERVING": flag})
-                url = f"http://127.0.0.1:{port}"
-                try:
-                    cold = open_viewer(browser, url)
-                    first = [open_viewer(browser, url) for _ in range(args.repeat)]
-                    returning = browser.new_context(viewport={"width": 1280, "height": 1000})
-                    open_viewer(browser, url, context=returning)  # fills this browser's cache
-                    again = [open_viewer(browser, url, context=returning) for _ in range(args.repeat)]
-                    recolour = [open_viewer(browser, url, colour=c, context=returning)
-                                for c in ("Gradient norm", "Dead units", "Performance")]
-                    returning.close()
-                    plain = [open_plain(browser, url, "learn") for _ in range(args.repeat)]
-                finally:
-                    stop_app(proc)
-                got[variant] = {"cold": cold, "first": first, "again": again, "recolour": recolour, "plain": plain}
-            scene_file = home / "scene.html"
-            scene_file.write_text(_scene_page_html(layout), encoding="utf-8")
-            alone = [open_scene_file(browser, scene_file) for _ in range(args.repeat)]
+            got["after"] = measure(browser, ROOT, home, Variant("after", True), args.repeat)
+            load.append(os.getloadavg()[0])
+            print("after:", json.dumps(got["after"]), flush=True)
+            if not args.no_before:
+                old = _unpack(BEFORE, Path(tmp) / "before")
+                got["before"] = measure(browser, old, home, Variant("before", False), args.repeat)
+                load.append(os.getloadavg()[0])
+                print("before:", json.dumps(got["before"]), flush=True)
             browser.close()
 
-    def both(key: str, fn) -> tuple[float, float]:
-        return fn(got["static"][key]), fn(got["inline"][key])
-
-    cells = [
-        ("cold: first visit after the server started -> drawn", both("cold", lambda v: v["drawn"]),
-         "imports + scene build + browser"),
-        ("first-time visitor, new tab -> scene document", both("first", lambda v: med(w["document"] for w in v)),
-         f"empty cache; median of {args.repeat}"),
-        ("first-time visitor, new tab -> drawn", both("first", lambda v: med(w["drawn"] for w in v)),
-         f"target < {TARGET_S:.0f} s"),
-        ("returning browser, new tab -> scene document", both("again", lambda v: med(w["document"] for w in v)),
-         "cache warm"),
-        ("returning browser, new tab -> drawn", both("again", lambda v: med(w["drawn"] for w in v)),
-         f"target < {TARGET_S:.0f} s"),
-        ("recolour: click -> new scene document", both("recolour", lambda v: med(w["document"] for w in v)),
-         "rebuilt in a warm process; median of 3 colourings"),
-        ("recolour: click -> drawn", both("recolour", lambda v: med(w["drawn"] for w in v)),
-         f"target < {TARGET_S:.0f} s"),
-        ("a screen without a scene (Learn) -> heading", both("plain", med), "Streamlit's own start-up"),
-    ]
-    rows += [(name, s_, note + f" | inline: {i_:.2f}") for name, (s_, i_), note in cells]
-    rows.append(("the scene page alone, vtk.js inlined (file://) -> drawn", med(alone), "vtk.js parse + decode + draw"))
-    rows.append(("scene file fetched once per trial (KB)", _browser_scene_kb(layout),
-                 f"standalone page with vtk.js: {len(_scene_page_html(layout)) / 1024:.0f} KB; trial #{trial}"))
-
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measurement (vtk.js as a static file; inline in the note)'.ljust(width)}  {'seconds':>8}  note")
-    print(f"{'-' * width}  {'-' * 8}  ----")
-    for name, sec, note in rows:
-        print(f"{name.ljust(width)}  {sec:8.2f}  {note}")
-    print(f"\npython {sys.version.split()[0]}, {os.cpu_count()} CPUs, Chromium headless (software WebGL)")
+    text = table(got, args.repeat, _browser_scene_kb(layout))
+    when = time.strftime("%Y-%m-%d %H:%M")
+    footer = (f"`python bench/bench_viewer.py --repeat {args.repeat}`, {when} UTC, one run, both servers on the "
+              f"same HPO_HOME (trial #{trial}); load average {min(load):.1f}–{max(load):.1f}; python "
+              f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, Chromium headless (software WebGL).")
+    print("\n" + text + "\n\n" + footer)
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "viewer.json").write_text(json.dumps({"when": when, "load": load, "repeat": args.repeat, **got}, indent=1))
+    if args.write:
+        readme = ROOT / "bench" / "README.md"
+        body = readme.read_text()
+        start, end = "<!-- viewer:start -->", "<!-- viewer:end -->"
+        block = f"{start}\n{text}\n\n{footer}\n{end}"
+        body = (body[: body.index(start)] + block + body[body.index(end) + len(end):]) if start in body \
+            else body + "\n" + block + "\n"
+        readme.write_text(body)
 
 
 if __name__ == "__main__":

@@ -232,7 +232,14 @@ def test_html_export_renders_in_the_background(home, records):
         time.sleep(0.5)
         at.run()
     button = next(b for b in at.get("download_button") if b.proto.label == "Download Interactive HTML")
-    assert re.match(rf"{STUDY}_trial-\d{{3}}_val_accuracy-[0-9.]+_\d{{8}}-\d{{6}}\.html", button.proto.help)
+    assert re.fullmatch(rf"{STUDY}_scene_trial-\d{{4}}_val-acc-[0-9.]+_\d{{8}}-\d{{6}}\.html", button.proto.help)
+    # the file is titled after the study and trial, not vtk.js's "VTK.js | Example - OfflineLocalView"
+    from app.export_jobs import jobs
+
+    job = next(j for j in jobs().jobs.values() if j.file_name == button.proto.help)
+    trial = int(re.search(r"trial-(\d+)", job.file_name).group(1))
+    html = job.path.read_text(encoding="utf-8")
+    assert f"<title>HPO Studio — {STUDY} trial {trial}</title>" in html and "OfflineLocalView</title>" not in html
 
 
 # --------------------------------------------------------------------------- empty and legacy states

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ def warm_up() -> threading.Thread:
     """Import PyVista and trame's serialisers in the background once per server, before the first view."""
 
     def work() -> None:
+        if "pyvista" in sys.modules:
+            return  # a scene was built already (the first page was the 3D viewer)
         try:
             from core.architecture import LayerVisualization
             from core.scene import browser_scene

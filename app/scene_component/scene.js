@@ -7,7 +7,8 @@
  * are HTML over and under the canvas, so they stay readable at any width; labels that would
  * overlap are hidden (the layer table beside the scene names every layer).
  *
- * window.hpoScene exposes the state to the browser tests and the bench.
+ * window.hpoScene exposes the state to the browser tests and the bench (applied: the last
+ * restyle, with when it was drawn and painted; clickAt: when a colour button was clicked).
  */
 (function () {
   "use strict";
@@ -31,6 +32,7 @@
     var n = parseInt(hex.slice(1), 16);
     return [(n >> 16 & 255) / 255, (n >> 8 & 255) / 255, (n & 255) / 255];
   }
+  function now(t) { return performance.timeOrigin + (t == null ? performance.now() : t); }
   function status(text) { $("status").textContent = text; }
 
   // ------------------------------------------------------------------ colour buttons and legend
@@ -43,7 +45,7 @@
       b.type = "button";
       b.title = c.help;
       b.dataset.key = c.key;
-      b.addEventListener("click", function () { choose(c.key); });
+      b.addEventListener("click", function (ev) { S.clickAt = now(ev.timeStamp); choose(c.key); });
       bar.appendChild(b);
     });
   }
@@ -96,8 +98,11 @@
     });
     S.rw.render();
     S.restyles += 1;
-    S.applied = { colorBy: S.colorBy, highlight: hl, at: performance.now() };
     placeLabels();
+    // when this restyle was drawn and then painted (ms since the epoch, comparable with the
+    // parent page's clock): the browser tests and the bench time a click to it
+    var applied = S.applied = { colorBy: S.colorBy, highlight: hl, at: now(), painted: null };
+    requestAnimationFrame(function () { applied.painted = now(); });
   }
 
   function load(args) {
@@ -140,8 +145,17 @@
       $("view").style.visibility = "visible";
       status("");
       r.getActiveCamera().onModified(schedulePlace);
+      // The frame's height follows the legend (its text differs per colouring), which fires
+      // "resize" too: refit only when the stage itself changed size, or a recolour would undo
+      // the user's zoom and pan.
+      var size = stageSize();
       window.addEventListener("resize", function () {
-        requestAnimationFrame(function () { fit(); S.rw.render(); placeLabels(); });
+        requestAnimationFrame(function () {
+          var now = stageSize();
+          if (now === size) { placeLabels(); return; }
+          size = now;
+          fit(); S.rw.render(); placeLabels();
+        });
       });
       S.readyAt = performance.now();
     })();
@@ -170,6 +184,7 @@
     cam.setViewUp(0, 1, 0);
     r.resetCameraClippingRange();
   }
+  function stageSize() { return $("stage").clientWidth + "x" + $("stage").clientHeight; }
   function dot(a, b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
   function cross(a, b) { return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]; }
   function norm(a) { var n = Math.sqrt(dot(a, a)) || 1; return [a[0] / n, a[1] / n, a[2] / n]; }

@@ -10,8 +10,8 @@
 * A layer table beside the scene: selecting a row outlines that layer in the scene.
 * Exports: architecture JSON, the ``.keras`` model, a PNG, GIF and MP4 orbits (captioned
   with the trial's metrics) and a standalone interactive HTML page.  Pictures and videos are
-  rendered in a background thread (the renderer itself runs in a child process, see
-  ``core.scene``), with a progress bar; the page stays usable meanwhile.
+  rendered in a background thread (``app.export_jobs``; the renderer itself runs in a child
+  process, see ``core.scene``), with a progress bar; the page stays usable meanwhile.
 
 The layout comes from ``result.architecture["visualization"]``, made at training time, so
 this screen never imports TensorFlow (which must not share a process with Mesa).
@@ -19,14 +19,8 @@ this screen never imports TensorFlow (which must not share a process with Mesa).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
-import shutil
-import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +29,7 @@ import streamlit as st
 
 from app import PAGE_TRIALS
 from app import components as C
+from app import export_jobs as EJ
 from app import scene_component as SC
 from app import state
 from core import artifacts
@@ -48,7 +43,6 @@ log = logging.getLogger("hpo.app.viewer")
 SCENE_HEIGHT = 460  # px of the 3D stage; the table beside it is at most as tall
 METRIC = "val_accuracy"  # the metric named in export file names (what the study optimises on)
 EXPORT_POLL_S = 0.5  # progress refresh while an export renders
-MAX_JOBS = 24  # finished exports kept (process-wide) before the oldest files are deleted
 _SHORT_TYPE = {"normalization": "norm", "global_pooling": "global pool"}
 _SEL_COLOR = "hpo.viewer.color_by"  # the colouring chosen in the scene; survives page switches
 
@@ -144,109 +138,17 @@ def layer_table(arch: ArchitectureVisualization) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------- background exports
-
-
-@dataclass
-class ExportJob:
-    """One export rendering in a background thread; ``progress`` in [0, 1] is set by the exporter."""
-
-    fmt: str
-    path: Path
-    file_name: str
-    mime: str
-    progress: float = 0.0
-    started: bool = False  # False while it waits for the render slot
-    error: str | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    created: float = field(default_factory=time.time)
-
-    @property
-    def running(self) -> bool:
-        return not self.done.is_set()
-
-
-class _Exports:
-    """Export jobs by (storage, study, trial, format, colouring, highlight), shared by every tab."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.jobs: dict[tuple, ExportJob] = {}
-        # One render at a time: each is a CPU-bound child process, and the app shares the machine.
-        self.slot = threading.Semaphore(1)
-        self.folder = Path(tempfile.mkdtemp(prefix="hpo-viewer-exports-"))
-        atexit.register(shutil.rmtree, self.folder, ignore_errors=True)
-
-    def get(self, key: tuple) -> ExportJob | None:
-        with self.lock:
-            return self.jobs.get(key)
-
-    def drop(self, key: tuple) -> None:
-        with self.lock:
-            job = self.jobs.pop(key, None)
-        if job is not None and not job.running:
-            shutil.rmtree(job.path.parent, ignore_errors=True)
-
-    def start(self, key: tuple, fmt: str, file_name: str, work: Callable[[Path, Callable[[float], None]], Any]) -> ExportJob:
-        with self.lock:
-            job = self.jobs.get(key)
-            if job is not None and (job.running or job.error is None):
-                return job  # the same export is already made or on its way (another tab, a double click)
-            folder = Path(tempfile.mkdtemp(dir=self.folder))
-            job = ExportJob(fmt=fmt, path=folder / file_name, file_name=file_name, mime=EXPORTS[fmt][2])
-            self.jobs[key] = job
-            self._evict()
-        threading.Thread(target=self._run, args=(job, work), name=f"viewer-export-{fmt}", daemon=True).start()
-        return job
-
-    def _run(self, job: ExportJob, work: Callable[[Path, Callable[[float], None]], Any]) -> None:
-        def progress(fraction: float) -> None:
-            job.progress = min(1.0, max(job.progress, float(fraction)))
-
-        try:
-            with self.slot:
-                job.started = True
-                work(job.path, progress)
-            job.progress = 1.0
-        except Exception as exc:  # noqa: BLE001 - shown next to the button; the page goes on
-            job.error = str(exc).strip() or type(exc).__name__
-        finally:
-            job.done.set()
-
-    def _evict(self) -> None:
-        finished = sorted((j.created, k) for k, j in self.jobs.items() if not j.running)
-        for _, key in finished[: max(0, len(self.jobs) - MAX_JOBS)]:
-            shutil.rmtree(self.jobs.pop(key).path.parent, ignore_errors=True)
-
-
-@st.cache_resource(show_spinner=False)
-def _exports() -> _Exports:
-    return _Exports()
-
-
-def _exporter(fmt: str, arch: ArchitectureVisualization, color_by: str, highlight: str | None,
-              caption: str, title: str = "HPO Studio") -> Callable[[Path, Callable[[float], None]], Any]:
-    """The work of one export; raster formats render in core.scene's child process (no Mesa here)."""
-    from core import scene
-
-    opts = {"color_by": color_by, "highlight": highlight, "caption": caption}
-    if fmt == "png":
-        return lambda path, progress: scene.export_png(arch, path, size=(1920, 1080), progress=progress, **opts)
-    if fmt == "gif":
-        return lambda path, progress: scene.export_gif(arch, path, progress=progress, **opts)
-    if fmt == "mp4":
-        return lambda path, progress: scene.export_mp4(arch, path, progress=progress, **opts)
-    return lambda path, progress: scene.export_html(arch, path, progress=progress, title=title, **opts)
+# --------------------------------------------------------------------------- exports (jobs: app.export_jobs)
 
 
 def _read_bytes(path: Path) -> Callable[[], bytes]:
     return lambda: path.read_bytes()  # read on click, not on every rerun
 
 
-def render_export_cell(fmt: str, key: tuple, make: Callable[[], ExportJob]) -> None:
+def render_export_cell(fmt: str, key: tuple, make: Callable[[], EJ.ExportJob]) -> None:
     """One format: a button that starts it, then its progress, then its download (or its error)."""
     label, _, mime, what = EXPORTS[fmt]
-    jobs = _exports()
+    jobs = EJ.jobs()
     job = jobs.get(key)
     if job is None:
         if st.button(f"Make {label}", key=f"make-{fmt}", help=what, icon=":material/movie:" if fmt in ("gif", "mp4")
@@ -276,24 +178,24 @@ def _export_keys(study: str, rec: TrialRecord, color_by: str, highlight: str | N
 
 
 def _rendering(keys: dict[str, tuple]) -> bool:
-    jobs = _exports()
-    return any((job := jobs.get(key)) is not None and job.running for key in keys.values())
+    return EJ.jobs().running(list(keys.values()))
 
 
 def render_exports(study: str, rec: TrialRecord, arch: ArchitectureVisualization, color_by: str,
                    highlight: str | None, declared_live: bool) -> None:
     """The rendered exports (a fragment that refreshes itself only while one renders)."""
-    jobs = _exports()
+    jobs = EJ.jobs()
     keys = _export_keys(study, rec, color_by, highlight)
     if _rendering(keys) != declared_live:
         st.rerun()  # a full rerun redeclares this fragment with (or without) its refresh
     caption = caption_of(study, rec)
 
-    def maker(fmt: str) -> Callable[[], ExportJob]:
-        def make() -> ExportJob:
+    def maker(fmt: str) -> Callable[[], EJ.ExportJob]:
+        def make() -> EJ.ExportJob:
             name = export_filename(study, rec.number, METRIC, rec.val_accuracy, EXPORTS[fmt][1])
-            return jobs.start(keys[fmt], fmt, name, _exporter(fmt, arch, color_by, highlight, caption,
-                                                                 f"HPO Studio — {study} trial {rec.number}"))
+            return jobs.start(keys[fmt], fmt, name, EXPORTS[fmt][2],
+                              EJ.exporter(fmt, arch, color_by, highlight, caption,
+                                          f"HPO Studio — {study} trial {rec.number}"))
 
         return make
 
@@ -381,6 +283,13 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
         render_model_download(study, rec)
         return
 
+    # A fragment: a colour button or a table selection reruns only the scene, the table and the
+    # exports, not the study and trial pickers above (less work before the highlight is restyled).
+    st.fragment(render_scene_and_table)(study, rec, arch)
+
+
+def render_scene_and_table(study: str, rec: TrialRecord, arch: ArchitectureVisualization) -> None:
+    """The scene beside the layer table, then the exports of what the scene shows."""
     # The colouring is chosen in the scene's own buttons and switched there; it comes back here
     # (for the exports) with the next rerun.  The table's selection is read before the table is
     # drawn, so the scene is sent first; both only restyle the scene in the browser.

@@ -53,15 +53,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(home: Path, port: int, env_extra: dict[str, str] | None = None, timeout_s: float = 90) -> subprocess.Popen:
-    """``streamlit run streamlit_app.py`` with ``home`` as HPO_HOME; returns once it answers /health."""
+def start_app(home: Path, port: int, env_extra: dict[str, str] | None = None, timeout_s: float = 90,
+              root: Path = ROOT) -> subprocess.Popen:
+    """``streamlit run streamlit_app.py`` with ``home`` as HPO_HOME; returns once it answers /health.
+
+    ``root`` is the checkout to run (the bench runs an older one beside this one).
+    """
     env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
     env.pop("HPO_STORAGE", None)
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the study's worker processes stop with it
     )
     deadline = time.time() + timeout_s

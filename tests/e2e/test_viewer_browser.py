@@ -1,21 +1,24 @@
-"""The 3D viewer in a real browser: the WebGL scene draws, turns under the mouse, and exports a PNG.
+"""The 3D viewer in a real browser: the scene component draws, restyles without being sent again, fits phones.
 
 Trains a tiny digits study with the CLI (2 trials, 1 epoch), starts ``streamlit run
 streamlit_app.py`` on a free port with that HPO_HOME, and drives headless Chromium through
-Playwright.  Saves docs/screenshots/viewer.png.
+Playwright.  Every request the pages make is recorded: the scene file (``.vtksz``) must be
+fetched once per page, and nothing may leave localhost.  Saves docs/screenshots/viewer.png.
 
 Run: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_viewer_browser.py`` (~1.5 min on 2 cores).
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 
-from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, free_port, pixels, scene_frame, start_app, stop_app
+from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, free_port, pixels, start_app, stop_app
 from tests.e2e.apprun import not_blank as drawn  # a WebGL canvas that has drawn the network
 from tests.test_app_viewer import make_real_study
 
@@ -25,23 +28,80 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_EXTRA_ARGS = WEBGL_ARGS  # for conftest's browser fixture: the scene is WebGL
 VIEWER_PATH = "viewer"  # the router's st.Page(app/views/viewer.py): url_path defaults to the file's stem
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Inside the scene iframe: the active camera's position (vtk.js's last renderer).
 CAMERA_JS = """() => {
   const renderers = window.global.renderWindow.getRenderers();
   return renderers[renderers.length - 1].getActiveCamera().getPosition();
 }"""
+# Inside the scene iframe: each layer's drawn colour (its mesh actor's), opacity and outline visibility.
+ACTORS_JS = """() => {
+  const S = window.hpoScene, actors = S.renderer.getActors();
+  return S.args.layers.map(l => ({id: l.id, color: actors[l.mesh].getProperty().getColor(),
+    opacity: actors[l.mesh].getProperty().getOpacity(), outline: actors[l.outline].getVisibility()}));
+}"""
+# Inside the scene iframe: the boxes of the labels shown, the stage's box and the label font size.
+LABELS_JS = """() => {
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const shown = Array.from(document.querySelectorAll('#labels .lbl')).filter(
+    e => getComputedStyle(e).visibility === 'visible');
+  return {labels: shown.map(box), texts: shown.map(e => e.textContent), all: document.querySelectorAll('#labels .lbl').length,
+          stage: box(document.getElementById('stage')), legend: box(document.getElementById('legend')),
+          font: Math.min(...shown.map(e => parseFloat(getComputedStyle(e.querySelector('span')).fontSize))),
+          docWidth: document.documentElement.scrollWidth, width: window.innerWidth};
+}"""
 
 
-def canvas_pixels(page, timeout_s: float = 30) -> np.ndarray:
-    """A screenshot of the scene's canvas, once it is not blank."""
-    canvas = page.frame_locator(SCENE_IFRAME).locator("canvas")
-    deadline = time.time() + timeout_s
-    while True:
-        a = pixels(canvas.screenshot())
-        if drawn(a):
-            return a
-        assert time.time() < deadline, "the 3D scene was not drawn"
-        time.sleep(0.2)
+def hex_rgb(color: str) -> np.ndarray:
+    n = int(color[1:], 16)
+    return np.array([(n >> 16) & 255, (n >> 8) & 255, n & 255]) / 255
+
+
+def overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
+    """Pairs of boxes (left, top, right, bottom) that share any area."""
+    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes[:i])
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+
+
+class Viewer:
+    """One page on the viewer in its own browser context, with every request it makes recorded."""
+
+    def __init__(self, browser, url: str, width: int, height: int) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        self.requests: list[str] = []
+        self.context.on("request", lambda r: self.requests.append(r.url))
+        # anything not on this machine is recorded (above) and refused, so an offline run cannot hang on it
+        self.context.route(lambda u: urlparse(u).hostname not in LOCAL_HOSTS, lambda route: route.abort())
+        self.page = self.context.new_page()
+        self.sockets: list[str] = []
+        self.page.on("websocket", lambda ws: self.sockets.append(ws.url))
+        self.page.set_default_timeout(60_000)
+        self.page.goto(f"{url}/{VIEWER_PATH}")
+        self.frame = self.page.wait_for_selector(SCENE_IFRAME, state="attached").content_frame()
+        assert self.frame is not None
+        self.frame.wait_for_function("() => window.hpoScene && window.hpoScene.ready && window.hpoScene.labelsShown > 0",
+                                     polling="raf")
+
+    def scene_fetches(self) -> list[str]:
+        return [u for u in self.requests if ".vtksz" in urlparse(u).path]
+
+    def outside(self) -> list[str]:
+        return [u for u in self.requests + self.sockets
+                if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS]
+
+    def canvas(self, timeout_s: float = 30) -> np.ndarray:
+        """A screenshot of the scene's canvas, once it is not blank."""
+        canvas = self.page.frame_locator(SCENE_IFRAME).locator("canvas")
+        deadline = time.time() + timeout_s
+        while True:
+            a = pixels(canvas.screenshot())
+            if drawn(a):
+                return a
+            assert time.time() < deadline, "the 3D scene was not drawn"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.context.close()
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +114,17 @@ def app_url(tmp_path_factory):
     stop_app(proc)
 
 
-def test_scene_draws_rotates_and_exports_png(app_url, browser, tmp_path):
+def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, tmp_path):
     from playwright.sync_api import expect
 
     # tall enough that the whole screen (scene, table, exports) is in one screenshot
-    page = browser.new_page(viewport={"width": 1280, "height": 1400}, accept_downloads=True)
-    page.set_default_timeout(60_000)
+    v = Viewer(browser, app_url, 1280, 1400)
+    page, frame = v.page, v.frame
     expect.set_options(timeout=60_000)
-    page.goto(f"{app_url}/{VIEWER_PATH}")
     expect(page.get_by_role("heading", name="3D network viewer", level=1)).to_be_visible()
-
-    frame = scene_frame(page)
     frame.evaluate("window.__e2e_mark = 1")  # gone if the iframe is ever reloaded
-    before = canvas_pixels(page)
+    assert len(v.scene_fetches()) == 1, v.scene_fetches()
+    before = v.canvas()
     camera = frame.evaluate(CAMERA_JS)
 
     # drag across the scene: vtk.js's trackball turns the camera, so the picture changes
@@ -77,11 +135,33 @@ def test_scene_draws_rotates_and_exports_png(app_url, browser, tmp_path):
     page.mouse.move(cx + 160, cy + 50, steps=12)
     page.mouse.up()
     page.wait_for_timeout(300)
-    after = canvas_pixels(page)
+    after = v.canvas()
     changed = np.abs(before - after).max(axis=2) > 24
     assert changed.mean() > 0.02, f"dragging did not turn the scene ({changed.mean():.2%} of pixels changed)"
     turned = frame.evaluate(CAMERA_JS)
     assert np.linalg.norm(np.subtract(turned, camera)) > 1.0, (camera, turned)
+
+    # recolour with the scene's own button: the drawn colours change, the scene is not sent again
+    layers = frame.evaluate("() => window.hpoScene.args.layers")
+    current = frame.evaluate("() => window.hpoScene.colorBy")
+    other = next(k for k in layers[0]["colors"] if k != current
+                 and any(lay["colors"][k] != lay["colors"][current] for lay in layers))
+    restyles = frame.evaluate("() => window.hpoScene.restyles")
+    drawn_before = v.canvas()
+    frame.locator(f'#bar button[data-key="{other}"]').click()
+    frame.wait_for_function(f"() => window.hpoScene.applied.colorBy === {other!r}")
+    assert frame.locator(f'#bar button[data-key="{other}"]').get_attribute("aria-pressed") == "true"
+    for lay, actor in zip(layers, frame.evaluate(ACTORS_JS)):
+        assert np.allclose(actor["color"], hex_rgb(lay["colors"][other]), atol=1 / 255), (lay["id"], other)
+    page.wait_for_timeout(200)
+    recoloured = np.abs(drawn_before - v.canvas()).max(axis=2) > 24
+    assert recoloured.mean() > 0.002, f"the colours drawn did not change ({recoloured.mean():.3%} of pixels)"
+    # the app hears of the choice (a rerun, for the exports) and answers with the same scene
+    page.wait_for_timeout(1500)
+    assert frame.evaluate("() => window.hpoScene.colorBy") == other  # the rerun did not switch it back
+    assert frame.evaluate("window.__e2e_mark") == 1, "the scene iframe was reloaded"
+    assert len(v.scene_fetches()) == 1, "recolouring fetched the scene again"
+    assert frame.evaluate("() => window.hpoScene.restyles") > restyles
 
     # PNG export: rendered in the background with a progress bar, then offered for download
     page.get_by_role("button", name="Make PNG").click()
@@ -91,7 +171,7 @@ def test_scene_draws_rotates_and_exports_png(app_url, browser, tmp_path):
     with page.expect_download() as info:
         download_button.click()
     download = info.value
-    assert download.suggested_filename.startswith("v_trial-") and download.suggested_filename.endswith(".png")
+    assert download.suggested_filename.startswith("v_scene_trial-") and download.suggested_filename.endswith(".png")
     path = tmp_path / download.suggested_filename
     download.save_as(path)
     png = pixels(path.read_bytes())
@@ -102,16 +182,68 @@ def test_scene_draws_rotates_and_exports_png(app_url, browser, tmp_path):
     assert frame.evaluate("window.__e2e_mark") == 1, "the scene iframe was reloaded"
     assert frame.evaluate(CAMERA_JS) == turned
 
-    # select a layer's row in the table: the scene is rebuilt with that layer outlined
+    # select a layer's row in the table: that layer is outlined, the others fade; nothing is sent again
     table = page.locator(".stDataFrame").first.bounding_box()
-    row = 7  # dense_1 in a one-block CNN; any row will do
+    row = 2
+    assert frame.evaluate(ACTORS_JS)[row]["outline"] is False
     page.mouse.click(table["x"] + 17, table["y"] + 35 * (row + 1) + 17)  # the row's selection checkbox
     expect(page.get_by_text("highlighted:", exact=False)).to_be_visible()
-    scene_frame(page)
-    canvas_pixels(page)
+    frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layers[row]['id']!r}")
+    actors = frame.evaluate(ACTORS_JS)
+    assert [a["outline"] for a in actors] == [i == row for i in range(len(layers))]
+    # the highlighted layer keeps its own opacity, the others fade to 45 % of theirs
+    assert [round(a["opacity"], 3) for a in actors] == \
+        [round(lay["opacity"] * (1 if i == row else 0.45), 3) for i, lay in enumerate(layers)]
+    assert frame.locator(f'.lbl.hl[data-layer="{layers[row]["id"]}"]').count() == 1
+    assert frame.locator(f'.lbl[data-layer="{layers[row]["id"]}"]').evaluate("e => getComputedStyle(e).visibility") \
+        == "visible"  # the highlighted layer's label is placed first, so it is always shown
+    assert frame.evaluate("() => window.hpoScene.colorBy") == other  # the highlight kept the colouring
+    assert frame.evaluate("window.__e2e_mark") == 1, "the scene iframe was reloaded"
+    assert len(v.scene_fetches()) == 1, "highlighting fetched the scene again"
+    v.canvas()
+
+    # the favicon is the app's own file, and no request of the whole session left this machine
+    icon = page.evaluate("() => Array.from(document.querySelectorAll('link[rel~=icon]')).map(l => l.href)")
+    assert len(icon) == 1, icon
+    if icon[0].startswith("data:"):  # Streamlit inlines a small icon file into the page
+        head, _, body = icon[0].partition(",")
+        assert head == "data:image/svg+xml;base64", head
+        assert base64.b64decode(body) == (ROOT / "app" / "favicon.svg").read_bytes()
+    else:
+        assert urlparse(icon[0]).hostname in LOCAL_HOSTS, icon
+        answer = page.request.get(icon[0])
+        assert answer.ok and answer.body() == (ROOT / "app" / "favicon.svg").read_bytes(), (icon, answer.status)
+    assert v.sockets and not v.outside(), v.outside()
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     shot = SHOTS / "viewer.png"
     page.screenshot(path=str(shot))
     assert drawn(pixels(shot.read_bytes()))
-    page.close()
+    v.close()
+
+
+@pytest.mark.parametrize("width", [390, 768])
+def test_scene_fits_narrow_screens_with_readable_labels(app_url, browser, width):
+    v = Viewer(browser, app_url, width, 900)
+    frame = v.frame
+    geo = frame.evaluate(LABELS_JS)
+    iframe = v.page.locator(SCENE_IFRAME).bounding_box()
+    # the frame and everything in it fit the screen: no sideways scrolling
+    assert iframe["x"] >= 0 and iframe["x"] + iframe["width"] <= width + 0.5, (iframe, width)
+    assert geo["docWidth"] <= geo["width"], geo
+    assert v.page.evaluate("() => document.documentElement.scrollWidth") <= width
+    # labels are HTML, inside the stage, readable, and none overlaps another
+    assert geo["all"] == len(frame.evaluate("() => window.hpoScene.args.layers"))
+    assert len(geo["labels"]) >= 2, geo  # enough shown that the overlap check means something
+    stage = geo["stage"]
+    for box in geo["labels"]:
+        assert stage[0] - 0.5 <= box[0] and box[2] <= stage[2] + 0.5 and stage[1] - 0.5 <= box[1] \
+            and box[3] <= stage[3] + 0.5, (box, stage)
+    assert not overlaps(geo["labels"]), (overlaps(geo["labels"]), geo["texts"])
+    assert geo["font"] >= 11, geo["font"]
+    # the legend is HTML under the stage, not drawn (tilted) in the 3D scene
+    assert geo["legend"][1] >= stage[3] - 0.5 and geo["legend"][3] > geo["legend"][1], geo
+    assert v.canvas() is not None
+    assert len(v.scene_fetches()) == 1
+    assert not v.outside(), v.outside()
+    v.close()
