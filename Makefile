@@ -30,7 +30,7 @@ test: install-dev
 
 ## test-fast: the quick loop (< 1 min): no TensorFlow, no browser, nothing slow
 test-fast: install-dev
-	HPO_TEST_FAST=1 $(BIN)/python -m pytest -m "not slow and not e2e and not tf"
+	HPO_TEST_FAST=1 $(BIN)/python -m pytest -n 2 -m "not slow and not e2e and not tf"
 
 bench: install-dev
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
