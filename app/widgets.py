@@ -420,7 +420,7 @@ def render_model_download(rec: TrialRecord | None, study: str, key: str, label: 
         why = "no trial yet" if rec is None else "model not kept (only the best models are kept on disk)"
         st.button(label, key=key, disabled=True, help=why, icon=":material/download:", width="stretch")
         return
-    name = artifacts.artifact_name(study, "model", "keras", trial=rec.number, metric="val-acc",  # type: ignore[union-attr]
+    name = artifacts.download_name(study, "model", "keras", trial=rec.number, metric="val-acc",  # type: ignore[union-attr]
                                    value=rec.val_accuracy)  # type: ignore[union-attr]
     st.download_button(label, data=_read_bytes(path), file_name=name, mime="application/zip", key=key,
                        icon=":material/download:", type="primary" if primary else "secondary", on_click="ignore",
@@ -438,7 +438,7 @@ def render_trial_downloads(rec: TrialRecord, study: str, key: str, horizontal: b
         return
     if rec.result is not None:
         st.download_button("Result (JSON)", data=rec.result.to_json(indent=2),
-                           file_name=artifacts.artifact_name(study, "result", "json", trial=rec.number),
+                           file_name=artifacts.download_name(study, "result", "json", trial=rec.number),
                            mime="application/json", key=f"{key}-result", on_click="ignore", width="stretch",
                            icon=":material/data_object:")
     try:
@@ -447,7 +447,7 @@ def render_trial_downloads(rec: TrialRecord, study: str, key: str, horizontal: b
         repro = None
     if repro:
         st.download_button("Reproduce config", data=repro,
-                           file_name=artifacts.artifact_name(study, "config", "json", trial=rec.number),
+                           file_name=artifacts.download_name(study, "config", "json", trial=rec.number),
                            mime="application/json", key=f"{key}-config", on_click="ignore", width="stretch",
                            icon=":material/replay:",
                            help="The TrialSpec that retrains this model: python -m core trial --spec FILE")
@@ -464,10 +464,10 @@ def render_study_downloads(study: str, records: Sequence[TrialRecord], config: S
                               label=f"Best model #{best.number} (.keras)" if best else "Best model (.keras)", primary=True)
     recs = list(records)
     c2.download_button("Study (CSV)", data=lambda: artifacts.study_csv(recs, config),
-                       file_name=artifacts.artifact_name(study, "trials", "csv"), mime="text/csv",
+                       file_name=artifacts.download_name(study, "trials", "csv"), mime="text/csv",
                        key=f"{key}-csv", on_click="ignore", width="stretch", icon=":material/table:")
     c3.download_button("Study (JSON)", data=lambda: artifacts.study_json(study, recs, config),
-                       file_name=artifacts.artifact_name(study, "study", "json"), mime="application/json",
+                       file_name=artifacts.download_name(study, "study", "json"), mime="application/json",
                        key=f"{key}-json", on_click="ignore", width="stretch", icon=":material/data_object:")
 
 

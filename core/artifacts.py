@@ -38,8 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hpo.artifacts")
 
-# Names and paths are owned by core.paths; the names below are re-exported for today's callers.
-artifact_name = download_name  # app/ still calls it by this name
+# Names and paths are owned by core.paths; artifacts re-exports download_name for its callers.
 
 # --------------------------------------------------------------------------- trial files
 

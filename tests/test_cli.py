@@ -67,7 +67,7 @@ def test_optimize_list_show_export_and_reproduce(tmp_path):
     doc = json.loads(next(out.glob("cli_study_*.json")).read_text())
     assert len(doc["trials"]) == 2 and doc["config"]["name"] == "cli"
 
-    assert next(out.glob("cli_config_trial-*.json")).is_file()  # retraining from it: test_study.py
+    assert next(out.glob("cli_config_trial-*.json")).is_file()  # retraining from it: test_study_runner.py
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,8 @@ def test_download_names_say_what_a_file_is():
     # a missing or NaN figure is written "na", never dropped silently or printed as "nan"
     assert paths.download_name("s", "model", "keras", trial=1, metric="val-acc", value=float("nan"), when=WHEN) \
         == "s_model_trial-0001_val-acc-na_20250102-153000.keras"
-    # the old name stays an alias, not a second rule
-    assert artifacts.artifact_name is paths.download_name
+    # one rule: artifacts hands out core.paths' function, not a second spelling of it
+    assert artifacts.download_name is paths.download_name and not hasattr(artifacts, "artifact_name")
 
 
 def test_save_result_is_the_one_writer(tmp_path):
