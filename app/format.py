@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 from core.config import ConfigError, StudyConfig
 from core.health import METRIC_INFO
-from core.study import RunnerInfo, TrialRecord, best_record, budget_count
+from core.study import FINISHED, RunnerInfo, TrialRecord, best_record, budget_count
 
 # Live screens poll the storage this often while a study runs (and not at all when idle).
 # Every character Markdown, GitHub's autolinks, KaTeX ($) or Streamlit's directives (:red[..],
@@ -53,8 +53,6 @@ CARDS_PER_PAGE = 12  # a page of cards renders in well under a second even for 2
 
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
 
-
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
 STATE_COLOR = {"RUNNING": "blue", "COMPLETE": "green", "PRUNED": "orange", "FAIL": "red", "WAITING": "gray"}

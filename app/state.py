@@ -31,7 +31,6 @@ import streamlit as st
 from core import storage as S
 from core import study as R
 from core.config import ConfigError, Settings, StudyConfig
-from core.study import LIVE_STATUSES  # noqa: F401 - views read it here
 
 # Session-state keys (never used as widget keys).
 _SEL_STUDY = "hpo.selected_study"

@@ -26,7 +26,8 @@ from app.format import (FINISHED, LIVE_INTERVAL_S, SEVERITY_ICON, STATES, _curve
 from core import artifacts
 from core.config import ConfigError, StudyConfig, TrialResult
 from core.health import METRIC_INFO
-from core.study import RunnerInfo, StudySummary, TrialRecord, budget_count, epochs_spent, state_counts
+from core.study import (LIVE_STATUSES, RunnerInfo, StudySummary, TrialRecord, budget_count, epochs_spent,
+                        state_counts)
 
 if TYPE_CHECKING:
     from core.diagnosis import Finding
@@ -174,7 +175,7 @@ def render_runners(summary: StudySummary | None, records: Sequence[TrialRecord])
     def status(r: RunnerInfo, live: bool) -> str:  # a "running" runner whose process or heartbeat stopped is gone
         if live:
             return "running"
-        if r.status in state.LIVE_STATUSES:  # judged here by its process, elsewhere by its heartbeat
+        if r.status in LIVE_STATUSES:  # judged here by its process, elsewhere by its heartbeat
             return "gone (process ended)" if r.host == socket.gethostname() else "gone (no heartbeat)"
         return r.status
 
@@ -221,7 +222,7 @@ def study_progress(records: Sequence[TrialRecord], config: StudyConfig | None,
     if config is None:
         return None
     done = budget_count(records)
-    trained = sum(int(r.result.epochs_run or 0) for r in records if r.state in FINISHED and r.result is not None)
+    trained = epochs_spent(records)[0]
     trained += sum(int((r.progress or {}).get("epoch") or 0) for r in records if r.state == "RUNNING")
     if config.n_trials:
         frac = min(1.0, done / config.n_trials)
