@@ -20,7 +20,7 @@ from streamlit.errors import StreamlitAPIException
 from app import PAGE_CONFIGURE, PAGE_HEALTH
 from app import state
 from app.figures import make_sparkline_figure
-from app.format import (FINISHED, LIVE_INTERVAL_S, SEVERITY_ICON, STATES, _curve, best_of,
+from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, _curve, best_of,
                         _finished_count, elapsed_seconds, eta_seconds, fmt_count, fmt_duration, fmt_pct, fmt_score,
                         key_params, machines, objective_name, plain, state_badge, tuned_names)
 from core import artifacts
