@@ -244,11 +244,8 @@ def metric_medians(records: Sequence[TrialRecord]) -> dict[str, float]:
 
 
 def best_of(records: Sequence[TrialRecord], config: StudyConfig | None) -> TrialRecord | None:
-    """The best trial under the study's mode (validation-based); for foreign studies, by accuracy."""
-    if config is not None:
-        return best_record(records, config)
-    done = [r for r in records if r.state == "COMPLETE" and r.val_accuracy is not None]
-    return max(done, key=lambda r: r.val_accuracy) if done else None  # type: ignore[arg-type,return-value]
+    """The best trial under the study's mode: core.study's one rule (for foreign studies, by accuracy)."""
+    return best_record(records, config)
 
 
 # --------------------------------------------------------------------------- comparing trials
@@ -298,11 +295,9 @@ def compare_rows(recs: Sequence[TrialRecord], config: StudyConfig | None) -> lis
 
 
 def top_trials(records: Sequence[TrialRecord], config: StudyConfig | None, n: int) -> list[int]:
-    """The ``n`` best complete trials, best first, ranked by the one rule behind "best"
-    (core.study: the study's objective; validation accuracy for a study without a config)."""
-    done = [r for r in records if r.state == "COMPLETE" and r.result is not None]
-    if config is not None:
-        key = lambda r: (r.objective(config) if r.objective(config) is not None else -math.inf, -r.number)  # noqa: E731
-    else:
-        key = lambda r: (r.val_accuracy if r.val_accuracy is not None else -math.inf, -r.number)  # noqa: E731
-    return [r.number for r in sorted(done, key=key, reverse=True)[: max(0, int(n))]]
+    """The ``n`` best complete trials, best first, by core.study's one ranking rule (the rule behind
+    "best" everywhere; validation accuracy for a study without a config); earliest first on a tie."""
+    ranked = [(r.rank_key(config), r) for r in records]
+    ranked = [(k, r) for k, r in ranked if k is not None]
+    ranked.sort(key=lambda kr: (kr[0], -kr[1].number), reverse=True)
+    return [r.number for _, r in ranked[: max(0, int(n))]]
