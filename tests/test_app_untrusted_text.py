@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.components import plain
+from app.format import plain
 from core import storage as S
 from core.config import Settings
 from core import study as K  # the storage schema: attribute keys

@@ -547,7 +547,7 @@ def test_learn_explains_the_search_with_the_users_pruned_trials(home, fake):
 
 
 def test_figures_mark_what_they_teach():
-    from app import components as C
+    from app import figures as C
     from core.config import LayerHealth, TrialResult
 
     res = TrialResult(status="complete", history={"accuracy": [0.6, 0.9, 0.99], "val_accuracy": [0.6, 0.8, 0.85],
@@ -569,7 +569,7 @@ def test_figures_mark_what_they_teach():
 def test_summary_arithmetic():
     import datetime as dt
 
-    from app import components as C
+    from app import format as C
     from core.study import TrialRecord
 
     t0 = dt.datetime(2025, 1, 1, 12, 0, 0)

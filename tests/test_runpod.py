@@ -174,10 +174,10 @@ def test_stop_trial_cancels_the_job(tmp_path):
         ex.stop_trial(queued)
         ex.stop_trial(running)  # the worker's stop flag is raised
         results = {}
-        while len(results) < 2 and time.monotonic() - t0 < 5:
+        while len(results) < 2 and time.monotonic() - t0 < 12:
             results.update({e.trial_number: e.result for e in ex.events(0.1) if isinstance(e, DoneEvent)})
         ex.shutdown()
-        assert time.monotonic() - t0 < 4.0  # the jobs had ~19 s to go
+        assert time.monotonic() - t0 < 10.0  # the jobs had ~19 s to go (a loaded machine may take seconds)
         assert results[running].status == "stopped" and results[running].epochs_run >= 1
         assert results[running].history["val_accuracy"]
         assert results[queued].status == "stopped" and results[queued].epochs_run == 0

@@ -21,7 +21,6 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 import streamlit.components.v1 as components

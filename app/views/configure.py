@@ -17,7 +17,8 @@ import numpy as np
 import streamlit as st
 
 from app import PAGE_TRIALS
-from app import components as C
+from app import format as FMT
+from app import widgets as W
 from app import state
 from core import demo, manage
 from core.config import (MAX_EPOCHS, MODE_HELP, MODES, PRUNER_HELP, PRUNERS, PRUNING_MEASURED,
@@ -53,7 +54,6 @@ def available_executors() -> dict[str, str]:
 
 def _render_local_settings() -> dict[str, Any]:
     cores = os.cpu_count() or 1
-    top = demo.LIMITS["workers"] if demo.demo_enabled() else max(1, min(16, cores))
     workers = st.number_input(  # no min/max: the browser would keep the old value of a typed bad one
         "Parallel workers", value=1, step=1, key="cfg_workers",
         help=f"Trials trained at the same time, each in its own process with its own TensorFlow (~700 MB). "
@@ -121,14 +121,14 @@ def render_dataset(info: DatasetInfo) -> None:
         try:
             check_available(info.name, state.settings().datasets_dir)
         except ConfigError as exc:  # offline and no local copy: no trial could load it
-            C.render_config_error(exc)
+            W.render_config_error(exc)
             return
         st.warning(f"{info.name} is not on this machine yet: the first trial will try to download it "
                    "(this needs internet access).", icon=":material/cloud_download:")
         return
     got = _preview(info.name, PREVIEW_N, str(state.settings().datasets_dir))
     if isinstance(got, str):
-        st.warning(C.plain(got))
+        st.warning(FMT.plain(got))
         return
     samples, labels = got
     names = [info.class_names[i] if i < len(info.class_names) else str(i) for i in labels]
@@ -137,7 +137,7 @@ def render_dataset(info: DatasetInfo) -> None:
     else:
         for text, label in zip(samples[:4], names[:4]):
             body = text if isinstance(text, str) else " ".join(str(int(t)) for t in np.asarray(text) if int(t) != 0)
-            st.markdown(f":blue-badge[{C.plain(label)}] {C.plain(body, 241)}")
+            st.markdown(f":blue-badge[{FMT.plain(label)}] {FMT.plain(body, 241)}")
 
 
 # --------------------------------------------------------------------------- search space
@@ -172,13 +172,13 @@ def render_search_space(kind: str) -> tuple[list[str], dict[str, dict[str, Any]]
                                  help=hp.effect)
                 st.caption(hp.explanation)
                 if not on:
-                    st.caption(f"Fixed at **{C.fmt_value(hp.default)}** (its default).")
+                    st.caption(f"Fixed at **{FMT.fmt_value(hp.default)}** (its default).")
                     continue
                 tuned.append(hp.name)
                 if hp.kind in ("categorical", "bool"):
                     choices = hp.range_dict()["choices"]
                     picked = st.multiselect(f"{hp.title}: options to try", choices, default=choices,
-                                            format_func=C.fmt_value, key=f"cfg_choices_{kind}_{hp.name}")
+                                            format_func=FMT.fmt_value, key=f"cfg_choices_{kind}_{hp.name}")
                     ranges[hp.name] = {"choices": list(picked)}
                 else:
                     lo_col, hi_col = st.columns(2)
@@ -436,7 +436,7 @@ def render_form() -> StudyConfig | None:
     busy = state.running_on_this_machine() if executor == "local" else []
     if busy:
         cores = os.cpu_count() or 1
-        st.warning(f"{C.plain(', '.join(busy))} {'is' if len(busy) == 1 else 'are'} already training on this "
+        st.warning(f"{FMT.plain(', '.join(busy))} {'is' if len(busy) == 1 else 'are'} already training on this "
                    f"machine ({cores} CPU core{'s' if cores != 1 else ''}). A second study shares the cores: "
                    "both run about half as fast. Wait for it to finish, stop it in the list below, or go ahead.",
                    icon=":material/speed:")
@@ -470,7 +470,7 @@ def render_form() -> StudyConfig | None:
 
 def render_problems(problems: list[str]) -> None:
     """Why the study did not start: every problem at once, each on its own line."""
-    lines = [C.plain(p) for text in problems for p in str(text).splitlines() if p.strip()]
+    lines = [FMT.plain(p) for text in problems for p in str(text).splitlines() if p.strip()]
     st.error("**The study was not started.**  \n" + "  \n".join(lines), icon=":material/error:")
 
 
@@ -485,11 +485,11 @@ def start_study(config: StudyConfig) -> None:
         return
     except Exception as exc:  # noqa: BLE001 - the runner could not start; say so, keep the form
         log.exception("starting study %s failed", config.name)
-        st.error(f"Could not start the study: {type(exc).__name__}: {C.plain(exc, 500)}", icon=":material/error:")
+        st.error(f"Could not start the study: {type(exc).__name__}: {FMT.plain(exc, 500)}", icon=":material/error:")
         return
     _forget_in_form("cfg_name")  # a fresh name for the next study
-    C.go_to(PAGE_TRIALS)
-    st.success(f"Started {C.plain(config.name)}.")  # shown when the view runs without the router
+    W.go_to(PAGE_TRIALS)
+    st.success(f"Started {FMT.plain(config.name)}.")  # shown when the view runs without the router
 
 
 # --------------------------------------------------------------------------- studies in the storage
@@ -505,49 +505,49 @@ def render_studies(was_running: bool) -> None:
         st.caption("No studies in this storage yet.")
         return
     st.caption(f"Storage: `{redact(state.storage_url())}`")
-    labels = C.study_labels()
+    labels = W.study_labels()
     for i, s in enumerate(summaries[:25]):
         is_live = s.name in running
         with st.container(border=True, key=f"study-{i}-{safe_name(s.name)}"):
             status = "running" if is_live else s.display_status
             color = "blue" if is_live else {"finished": "green", "interrupted": "red", "crashed": "red",
                                             "cancelled": "orange"}.get(status, "gray")
-            desc = f" · {C.plain(s.config.dataset)} · {C.plain(s.config.mode)}" if s.config else ""
-            counts = " · ".join(f"{n} {C.STATE_LABEL.get(k, k.lower())}" for k, n in sorted(s.counts.items()))
+            desc = f" · {FMT.plain(s.config.dataset)} · {FMT.plain(s.config.mode)}" if s.config else ""
+            counts = " · ".join(f"{n} {FMT.STATE_LABEL.get(k, k.lower())}" for k, n in sorted(s.counts.items()))
             shown, user_note = labels.get(s.name, (s.name, ""))
-            title = f"**{C.plain(shown)}**" + (f" :small[({C.plain(s.name)})]" if shown != s.name else "")
-            st.markdown(f"{title} :{color}-badge[{C.plain(status)}]{desc}  \n{counts or 'no trials yet'}")
+            title = f"**{FMT.plain(shown)}**" + (f" :small[({FMT.plain(s.name)})]" if shown != s.name else "")
+            st.markdown(f"{title} :{color}-badge[{FMT.plain(status)}]{desc}  \n{counts or 'no trials yet'}")
             if user_note:
-                st.caption(f":material/sticky_note_2: {C.plain(user_note)}")
+                st.caption(f":material/sticky_note_2: {FMT.plain(user_note)}")
             if s.note:
-                st.caption(C.plain(s.note))
+                st.caption(FMT.plain(s.note))
             if not is_live and s.interrupted:
                 st.caption("Its runner ended without finishing (app restarted, process killed or crashed): "
                            "Resume continues it; unfinished trials run again.")
             err = state.runner_error(s.name)
             if err:
-                st.error(f"The runner stopped with an error: {C.plain(err, 500)}")
+                st.error(f"The runner stopped with an error: {FMT.plain(err, 500)}")
             cols = st.columns(4)
             if cols[0].button("Open", key=f"open-study-{i}", icon=":material/grid_view:", width="stretch"):
                 state.select_study(s.name)
-                C.go_to(PAGE_TRIALS)
+                W.go_to(PAGE_TRIALS)
             can_resume = not is_live and s.config is not None and s.status != "finished"
             if cols[1].button("Resume", key=f"resume-{i}", icon=":material/play_arrow:", width="stretch",
                               disabled=not can_resume, help="Continue with the stored configuration."):
                 try:
                     state.resume(s.name)
                 except ConfigError as exc:
-                    C.render_config_error(exc)
+                    W.render_config_error(exc)
                 else:
-                    C.go_to(PAGE_TRIALS)
+                    W.go_to(PAGE_TRIALS)
             if cols[2].button("Stop", key=f"stop-{i}", icon=":material/stop_circle:", width="stretch",
                               disabled=not is_live, help="Running trials finish; no new ones start (on every machine of the study)."):
                 state.stop(s.name)
-                st.toast(f"Stopping {C.plain(s.name)}")
+                st.toast(f"Stopping {FMT.plain(s.name)}")
             if cols[3].button("Cancel", key=f"cancel-{i}", icon=":material/cancel:", width="stretch",
                               disabled=not is_live, help="Running trials are abandoned now (on every machine of the study)."):
                 state.cancel(s.name)
-                st.toast(f"Cancelling {C.plain(s.name)}")
+                st.toast(f"Cancelling {FMT.plain(s.name)}")
             render_manage(s, i, is_live, labels.get(s.name, (s.name, "")))
 
 
@@ -566,9 +566,9 @@ def apply_duplicate() -> None:
         config = manage.duplicate_config(name, state.storage_url())
         load_into_form(config)
     except ConfigError as exc:
-        C.render_config_error(exc)
+        W.render_config_error(exc)
     else:
-        st.success(f"The configuration of {C.plain(name)} is in the form below as {C.plain(config.name)}: "
+        st.success(f"The configuration of {FMT.plain(name)} is in the form below as {FMT.plain(config.name)}: "
                    "change what you like and press **Start study**.", icon=":material/content_copy:")
 
 
@@ -578,7 +578,7 @@ def render_manage(s, i: int, is_live: bool, label: tuple[str, str]) -> None:
     shown, note = label
     done = st.session_state.pop(f"cfg_manage_done-{i}", None)
     if done:
-        st.success(C.plain(done), icon=":material/check:")
+        st.success(FMT.plain(done), icon=":material/check:")
     with st.expander("Manage", icon=":material/edit:", key=f"manage-{i}"):
         new = st.text_input("Name shown in the app", value=shown, key=f"rename-{i}", max_chars=manage.MAX_DISPLAY_NAME,
                             help=f"The storage keeps the name {s.name!r} (the CLI and joined workers use it).")
@@ -592,7 +592,7 @@ def render_manage(s, i: int, is_live: bool, label: tuple[str, str]) -> None:
                 if text.strip() != note:
                     manage.set_note(s.name, text, url)
             except ConfigError as exc:
-                C.render_config_error(exc)
+                W.render_config_error(exc)
             else:
                 st.session_state[f"cfg_manage_done-{i}"] = "Saved."
                 st.rerun(scope="app")  # the name shows in every picker
@@ -607,23 +607,23 @@ def render_manage(s, i: int, is_live: bool, label: tuple[str, str]) -> None:
             try:
                 what = manage.delete_preview(s.name, url, state.settings())
             except ConfigError as exc:
-                C.render_config_error(exc)
+                W.render_config_error(exc)
                 return
             where = f" and its folder {what.folder} ({what.files} file{'s' if what.files != 1 else ''}: models, results)" \
                 if what.folder else ""
-            st.warning(f"Delete **{C.plain(shown)}** for good? Its {what.trials} trial{'s' if what.trials != 1 else ''} "
-                       f"leave the storage{C.plain(where)}. This cannot be undone.", icon=":material/warning:")
+            st.warning(f"Delete **{FMT.plain(shown)}** for good? Its {what.trials} trial{'s' if what.trials != 1 else ''} "
+                       f"leave the storage{FMT.plain(where)}. This cannot be undone.", icon=":material/warning:")
             y, n = st.columns(2)
             if y.button("Delete for good", key=f"delete-yes-{i}", type="primary", icon=":material/delete_forever:",
                         width="stretch"):
                 try:
                     gone = manage.delete_study(s.name, url, state.settings())
                 except ConfigError as exc:
-                    C.render_config_error(exc)
+                    W.render_config_error(exc)
                 else:
                     st.session_state.pop(_DELETING, None)
                     state.forget_study(s.name, url)
-                    C.queue_notice(f"Deleted {C.plain(shown)}: {gone.trials} trials and {gone.files} files.",
+                    W.queue_notice(f"Deleted {FMT.plain(shown)}: {gone.trials} trials and {gone.files} files.",
                                    ":material/delete:")
                     st.rerun(scope="app")
             if n.button("Keep it", key=f"delete-no-{i}", width="stretch"):
@@ -650,7 +650,7 @@ def main() -> None:
     st.divider()
     st.subheader("Studies")
     running = state.any_running()
-    st.fragment(render_studies, run_every=C.LIVE_INTERVAL_S if running else None)(running)
+    st.fragment(render_studies, run_every=FMT.LIVE_INTERVAL_S if running else None)(running)
 
 
 main()

@@ -16,13 +16,15 @@ import pandas as pd
 import streamlit as st
 
 from app import PAGE_VIEWER
-from app import components as C
+from app import figures as FIG
+from app import format as FMT
+from app import widgets as W
 from app import state
 from core.config import ConfigError, StudyConfig
 from core.diagnosis import diagnose
 from core.health import COMPOSITE_HELP
 from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
-from core.study import TrialRecord
+from core.study import FINISHED, TrialRecord
 
 MIN_IMPORTANCE_TRIALS = 5  # fANOVA on fewer complete trials says more about noise than about the params
 
@@ -43,30 +45,30 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
     """One trial's health, most actionable first."""
     res = rec.result
     assert res is not None  # only trials with a result are offered
-    head = f"### Trial #{rec.number} {C.state_badge(rec.state)}"
+    head = f"### Trial #{rec.number} {FMT.state_badge(rec.state)}"
     if best is not None and rec.number == best.number:
         head += " :orange-badge[:material/trophy: best]"
     st.markdown(head)
-    st.caption(C.key_params(rec, C.tuned_names(config, [rec])))
+    st.caption(FMT.key_params(rec, FMT.tuned_names(config, [rec])))
     if rec.state == "FAIL":
         st.subheader("Why it failed")
-        C.render_failure(rec, key=f"health-fail-{rec.number}", full=True)
+        W.render_failure(rec, key=f"health-fail-{rec.number}", full=True)
     c = st.columns(5)
-    c[0].metric("Validation accuracy", C.fmt_pct(res.val_accuracy), help="What the study optimised (validation split).")
-    c[1].metric("Test accuracy", C.fmt_pct(res.test_accuracy),
+    c[0].metric("Validation accuracy", FMT.fmt_pct(res.val_accuracy), help="What the study optimised (validation split).")
+    c[1].metric("Test accuracy", FMT.fmt_pct(res.test_accuracy),
                 help="Measured once on data the study never optimised on: the honest estimate.")
-    c[2].metric("Shifted accuracy", C.fmt_pct(res.shifted_accuracy), help=SHIFT_DESCRIPTION)
-    c[3].metric("Health score", C.fmt_score(res.health_score), help=COMPOSITE_HELP)
-    c[4].metric("Parameters", C.fmt_count(res.param_count))
+    c[2].metric("Shifted accuracy", FMT.fmt_pct(res.shifted_accuracy), help=SHIFT_DESCRIPTION)
+    c[3].metric("Health score", FMT.fmt_score(res.health_score), help=COMPOSITE_HELP)
+    c[4].metric("Parameters", FMT.fmt_count(res.param_count))
 
     st.subheader("Diagnosis")
-    C.render_findings(diagnose(res, _num_classes(config)))
+    W.render_findings(diagnose(res, _num_classes(config)))
 
     st.subheader("Six health metrics")
-    C.render_health_metrics(res, C.metric_medians(records))
+    W.render_health_metrics(res, FMT.metric_medians(records))
 
     st.subheader("Layers")
-    dead_fig, grad_fig = C.make_layer_figures(res)
+    dead_fig, grad_fig = FIG.make_layer_figures(res)
     left, right = st.columns(2)
     with left:
         if dead_fig is not None:
@@ -82,15 +84,15 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
     st.subheader("Training vs validation")
     if res.history:
         left, right = st.columns(2)
-        left.plotly_chart(C.make_curves_figure(res, "accuracy"), key="curves-accuracy")
-        right.plotly_chart(C.make_curves_figure(res, "loss"), key="curves-loss")
+        left.plotly_chart(FIG.make_curves_figure(res, "accuracy"), key="curves-accuracy")
+        right.plotly_chart(FIG.make_curves_figure(res, "loss"), key="curves-loss")
         st.caption("The shaded band between the lines is the train/validation gap: wide means overfitting.")
     else:
         st.caption("No per-epoch history for this trial.")
 
     st.subheader("Files")
-    C.render_trial_downloads(rec, name, key=f"health-dl-{rec.number}", horizontal=True)
-    C.nav_link(PAGE_VIEWER, "See this model in 3D", ":material/view_in_ar:")
+    W.render_trial_downloads(rec, name, key=f"health-dl-{rec.number}", horizontal=True)
+    W.nav_link(PAGE_VIEWER, "See this model in 3D", ":material/view_in_ar:")
 
 
 def render_study(records: list[TrialRecord], name: str, config: StudyConfig | None, best: TrialRecord | None) -> None:
@@ -101,25 +103,25 @@ def render_study(records: list[TrialRecord], name: str, config: StudyConfig | No
         st.info(f"Importance needs at least {MIN_IMPORTANCE_TRIALS} complete trials; this study has {n_complete}.")
     else:
         try:
-            method, imps = C.param_importances(state.storage_url(), name, n_complete,
+            method, imps = W.param_importances(state.storage_url(), name, n_complete,
                                                config.mode if config else "simple")
         except Exception as exc:  # noqa: BLE001 - e.g. every trial used the same value of each param
-            st.info(f"Importance could not be measured yet: {C.plain(exc)}")
+            st.info(f"Importance could not be measured yet: {FMT.plain(exc)}")
         else:
             if imps:
-                st.plotly_chart(C.make_importance_figure(imps), key="importance")
+                st.plotly_chart(FIG.make_importance_figure(imps), key="importance")
                 st.caption(f"{method}: how much of the objective's variation each hyperparameter explains "
                            f"(over {n_complete} complete trials).")
-    st.plotly_chart(C.make_health_scatter(records, config, best), key="acc-health")
+    st.plotly_chart(FIG.make_health_scatter(records, config, best), key="acc-health")
     if config is not None and config.mode == "pareto":
         st.caption("Large orange points on the dashed staircase: the Pareto front, the trials no other trial beats on "
                    "both accuracy and health. Every trial below and left of the staircase is beaten on both by a "
                    "front trial. The star is the trial ranked best by the blend.")
-    par = C.make_parallel_figure(records, config)
+    par = FIG.make_parallel_figure(records, config)
     if par is not None:
         st.plotly_chart(par, key="parallel")
         st.caption("Each line is a trial, coloured by its objective: follow the bright lines to see which values win.")
-    inter = C.make_intermediate_figure(records)
+    inter = FIG.make_intermediate_figure(records)
     st.subheader("Reported values per epoch")
     if inter is not None:
         st.plotly_chart(inter, key="intermediate")
@@ -154,7 +156,7 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
     by_number = {r.number: r for r in usable}
     stored = state.compared_trials(name)
     if stored is None:  # nothing picked yet: the best few
-        stored = [n for n in C.top_trials(records, config, DEFAULT_COMPARED) if n in by_number]
+        stored = [n for n in FMT.top_trials(records, config, DEFAULT_COMPARED) if n in by_number]
         stored = stored if len(stored) >= 2 else numbers[:2]
     picked = [n for n in stored if n in by_number][:MAX_COMPARED]
     key = f"cmp-pick-{name}"
@@ -163,7 +165,7 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
     def _top() -> None:
         n = int(st.session_state[f"cmp-topn-{name}"])
         if 2 <= n <= MAX_COMPARED:
-            state.compare_trials(name, [t for t in C.top_trials(records, config, n) if t in by_number])
+            state.compare_trials(name, [t for t in FMT.top_trials(records, config, n) if t in by_number])
         else:
             st.session_state[f"cmp-topn-bad-{name}"] = True
 
@@ -174,42 +176,42 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
     if st.session_state.pop(f"cmp-topn-bad-{name}", False):
         st.warning(f"Top N: choose from 2 to {MAX_COMPARED} trials.")
     chosen = left.multiselect("Trials to compare", numbers, key=key, max_selections=MAX_COMPARED,
-                              format_func=lambda n: C.trial_label(by_number[n], best),
+                              format_func=lambda n: FMT.trial_label(by_number[n], best),
                               on_change=lambda: state.compare_trials(name, st.session_state[key]),
                               help="Add trials from the gallery, pick here, or take the top N.")
     if len(chosen) < 2:
         st.info("Pick at least two trials to compare.")
         return
     recs = [by_number[n] for n in chosen]
-    rows = C.compare_rows(recs, config)
+    rows = FMT.compare_rows(recs, config)
     df = pd.DataFrame(rows)
     n_diff = int(df["differs"].sum())
     st.caption(f"{len(recs)} trials; the {n_diff} highlighted row{'s' if n_diff != 1 else ''} differ, "
                "and the leading trial of a row where more (or fewer, for parameters and time) is better is in bold.")
     st.dataframe(_style_compare(df), hide_index=True, width="stretch",
                  column_config={"differs": None, "best": st.column_config.TextColumn("leads")})
-    acc = C.make_compare_curves_figure(recs, "accuracy")
+    acc = FIG.make_compare_curves_figure(recs, "accuracy")
     st.plotly_chart(acc, key="cmp-curves-accuracy")
-    st.plotly_chart(C.make_compare_curves_figure(recs, "loss"), key="cmp-curves-loss")
+    st.plotly_chart(FIG.make_compare_curves_figure(recs, "loss"), key="cmp-curves-loss")
     for rec in recs:
         findings = diagnose(rec.result)
         worst = [f for f in findings if f.severity in ("critical", "warning")]
-        st.caption(f"#{rec.number}: " + ("; ".join(C.plain(f.title) for f in worst) if worst else "no health problems found"))
+        st.caption(f"#{rec.number}: " + ("; ".join(FMT.plain(f.title) for f in worst) if worst else "no health problems found"))
 
 
 def main() -> None:
     st.title("Model health")
-    summary = C.pick_study("health-study")
+    summary = W.pick_study("health-study")
     if summary is None:
         return
     name = summary.name
-    records = C.read_records_or_note(name)
+    records = W.read_records_or_note(name)
     if records is None:
         return
     config = summary.config
-    C.follow_study(name, records, summary, "the trial list and the study's charts")
-    best = C.best_of(records, config)
-    candidates = [r for r in records if r.result is not None and r.state in C.FINISHED]
+    W.follow_study(name, records, summary, "the trial list and the study's charts")
+    best = FMT.best_of(records, config)
+    candidates = [r for r in records if r.result is not None and r.state in FINISHED]
     if not candidates:
         st.info("No trial has finished yet. Health is measured when a trial completes; watch the Trials screen.")
         return
@@ -218,7 +220,7 @@ def main() -> None:
     sel = state.selected_trial(name)
     default = sel if sel in by_number else best.number if best is not None else numbers[-1]
     chosen = st.selectbox("Trial", numbers, index=numbers.index(default), key=f"health-trial-{name}",
-                          format_func=lambda n: C.trial_label(by_number[n], best),
+                          format_func=lambda n: FMT.trial_label(by_number[n], best),
                           help="The best trial (by the study's mode) is chosen unless you pick another.")
     state.select_trial(name, chosen)
     t_trial, t_study, t_cmp = st.tabs(["This trial", "Whole study", "Compare"], key="health-tab", on_change="rerun")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app import PAGE_CONFIGURE, PAGE_HEALTH
-from app import components as C
+from app import figures as FIG
+from app import format as FMT
+from app import widgets as W
 from app import state
 from core.config import MODE_HELP, PRUNER_HELP, PRUNING_MEASURED, SAMPLER_HELP, StudyConfig
 from core.health import COMPOSITE_HELP, METRIC_INFO, WEIGHTS, evidence_sentences
@@ -61,22 +63,22 @@ def render_hyperparameter(hp: Hyperparameter, records: list[TrialRecord], study:
     with exp:
         st.markdown(f"**What it is.** {hp.explanation}")
         st.markdown(f"**What it does.** {hp.effect}")
-        st.caption(f"Searched over {hp.describe_range()} · default {C.fmt_value(hp.default)} · `{hp.name}`")
+        st.caption(f"Searched over {hp.describe_range()} · default {FMT.fmt_value(hp.default)} · `{hp.name}`")
         if not exp.open:
             return  # the chart below is only worth drawing when someone looks
         if study is None:
             st.caption("Run a study to see this hyperparameter's effect on your own models.")
         elif hp.name not in tuned:
             fixed = (config.fixed or {}).get(hp.name, hp.default) if config else hp.default
-            st.caption(f"Not tuned in **{C.plain(study)}** (fixed at {C.fmt_value(fixed)}). Tick it in Configure to see its effect.")
-            C.nav_link(PAGE_CONFIGURE, "Configure a study that tunes it", ":material/tune:")
+            st.caption(f"Not tuned in **{FMT.plain(study)}** (fixed at {FMT.fmt_value(fixed)}). Tick it in Configure to see its effect.")
+            W.nav_link(PAGE_CONFIGURE, "Configure a study that tunes it", ":material/tune:")
         else:
-            fig = C.make_param_effect_figure(records, hp.name)
+            fig = FIG.make_param_effect_figure(records, hp.name)
             if fig is None:
-                st.caption(f"**{C.plain(study)}** needs two complete trials to show this.")
+                st.caption(f"**{FMT.plain(study)}** needs two complete trials to show this.")
             else:
                 st.plotly_chart(fig, key=f"learn-fig-{hp.name}")
-                st.caption(f"Each point is a trial of **{C.plain(study)}**; colour is its health score.")
+                st.caption(f"Each point is a trial of **{FMT.plain(study)}**; colour is its health score.")
 
 
 def render_metric(key: str, records: list[TrialRecord], study: str | None, best: TrialRecord | None) -> None:
@@ -89,20 +91,20 @@ def render_metric(key: str, records: list[TrialRecord], study: str | None, best:
         st.markdown(f"**When it is low.** {info['low_means']}")
         if not exp.open or study is None:
             return
-        fig = C.make_metric_effect_figure(records, key, best)
+        fig = FIG.make_metric_effect_figure(records, key, best)
         if fig is None:
-            st.caption(f"**{C.plain(study)}** needs two complete trials to show this.")
+            st.caption(f"**{FMT.plain(study)}** needs two complete trials to show this.")
             return
         st.plotly_chart(fig, key=f"learn-metric-fig-{key}")
         if best is not None and best.result:
-            st.caption(f"Best trial #{best.number} of **{C.plain(study)}**: {C.fmt_score((best.result.health or {}).get(key))}. "
+            st.caption(f"Best trial #{best.number} of **{FMT.plain(study)}**: {FMT.fmt_score((best.result.health or {}).get(key))}. "
                        "Points to the right are healthier; up is more accurate.")
-        C.nav_link(PAGE_HEALTH, "Open the health dashboard", ":material/monitor_heart:")
+        W.nav_link(PAGE_HEALTH, "Open the health dashboard", ":material/monitor_heart:")
 
 
 def render_search(records: list[TrialRecord], study: str | None, config: StudyConfig | None) -> None:
     """How the search itself works: modes, samplers, pruning, with the selected study's own figures."""
-    chosen = f" **{C.plain(study)}** uses" if study and config else None
+    chosen = f" **{FMT.plain(study)}** uses" if study and config else None
     with st.expander("Modes: what the search optimises", key="learn-search-modes"):
         for mode, text in MODE_HELP.items():
             st.markdown(f"- **{mode}**: {text}")
@@ -133,11 +135,11 @@ def render_search(records: list[TrialRecord], study: str | None, config: StudyCo
         trained, unpruned = epochs_spent(records)
         pruned = sum(r.state == "PRUNED" for r in records)
         if pruned and unpruned:
-            st.caption(f"In **{C.plain(study)}**: {pruned} trial{'s' if pruned != 1 else ''} pruned; {trained} epochs "
+            st.caption(f"In **{FMT.plain(study)}**: {pruned} trial{'s' if pruned != 1 else ''} pruned; {trained} epochs "
                        f"trained of {unpruned} ({100 * (unpruned - trained) / unpruned:.0f} % saved).")
         elif config is not None:
-            st.caption(f"No trial of **{C.plain(study)}** was pruned (pruner: {config.pruner}, {config.epochs} epochs per trial).")
-        fig = C.make_intermediate_figure(records)
+            st.caption(f"No trial of **{FMT.plain(study)}** was pruned (pruner: {config.pruner}, {config.epochs} epochs per trial).")
+        fig = FIG.make_intermediate_figure(records)
         if fig is not None:
             st.plotly_chart(fig, key="learn-search-pruning-fig")
             st.caption("Each line is a trial's validation accuracy after each epoch; dotted lines were pruned.")
@@ -154,7 +156,7 @@ def main() -> None:
     records: list[TrialRecord] = []
     config = None
     if summaries:
-        study = C.render_study_picker(summaries, key="learn-study", label="Illustrate with study")
+        study = W.render_study_picker(summaries, key="learn-study", label="Illustrate with study")
         summary = next(s for s in summaries if s.name == study)
         config = summary.config
         try:
@@ -162,11 +164,11 @@ def main() -> None:
         except KeyError:
             records = []
         if study:
-            C.follow_study(study, records, summary, "the charts")
+            W.follow_study(study, records, summary, "the charts")
     else:
         st.caption("No study yet: the explanations are below; charts appear once you run one.")
-    best = C.best_of(records, config)
-    tuned = set(C.tuned_names(config, records)) if study else set()
+    best = FMT.best_of(records, config)
+    tuned = set(FMT.tuned_names(config, records)) if study else set()
     kind = None
     if config is not None:
         try:
@@ -177,14 +179,14 @@ def main() -> None:
     tab_hp, tab_health, tab_search = st.tabs(["Hyperparameters", "Health metrics", "Search and pruning"])
     with tab_hp:
         if study and tuned:
-            st.caption(f"Tuned in **{C.plain(study)}**: " + ", ".join(sorted(tuned)))
+            st.caption(f"Tuned in **{FMT.plain(study)}**: " + ", ".join(sorted(tuned)))
         for group in ("architecture", "regularisation", "optimisation"):
             st.subheader(GROUP_TITLES[group])
             for hp in HYPERPARAMETERS.values():
                 if hp.group == group and (kind is None or hp.applies(kind)):
                     render_hyperparameter(hp, records, study, config, tuned)
         if kind is not None:
-            st.caption(f"Showing the hyperparameters of {kind} models, the kind **{C.plain(study)}** trains.")
+            st.caption(f"Showing the hyperparameters of {kind} models, the kind **{FMT.plain(study)}** trains.")
     with tab_health:
         st.markdown(
             f"The **health score** combines six metrics, each from 0 (unhealthy) to 1 (healthy). {COMPOSITE_HELP} "

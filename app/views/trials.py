@@ -15,7 +15,9 @@ import math
 import streamlit as st
 
 from app import PAGE_HEALTH
-from app import components as C
+from app import figures as FIG
+from app import format as FMT
+from app import widgets as W
 from app import state
 from core.study import TrialRecord, pareto_front
 
@@ -33,7 +35,7 @@ SORTS = {
 def render_gallery(name: str, was_running: bool) -> None:
     """Everything that changes while the study runs (the fragment's body)."""
     summary = state.study_summary(name)
-    records = C.read_records_or_note(name)
+    records = W.read_records_or_note(name)
     if records is None:
         return
     running = state.is_running(name, summary)
@@ -41,17 +43,17 @@ def render_gallery(name: str, was_running: bool) -> None:
         st.rerun()  # the study ended: a full rerun switches the live refresh off
     interrupted = not running and summary is not None and summary.interrupted
     config = summary.config if summary else state.study_config(name)
-    best = C.best_of(records, config)
+    best = FMT.best_of(records, config)
     front = {r.number for r in pareto_front(records)} if config and config.mode == "pareto" else set()
 
-    C.render_summary(records, config, best, summary.created if summary else None, running, interrupted)
+    W.render_summary(records, config, best, summary.created if summary else None, running, interrupted)
     render_data_problem(records)
     if state.runner_error(name):
-        st.error(f"The study stopped with an error: {C.plain(state.runner_error(name), 500)}")
+        st.error(f"The study stopped with an error: {FMT.plain(state.runner_error(name), 500)}")
     if summary and summary.note:
-        st.info(C.plain(summary.note))
-    C.render_runners(summary, records)
-    C.render_study_downloads(name, records, config, best, key="gallery")
+        st.info(FMT.plain(summary.note))
+    W.render_runners(summary, records)
+    W.render_study_downloads(name, records, config, best, key="gallery")
 
     st.subheader("Gallery")
     f1, f2 = st.columns([3, 2])
@@ -59,21 +61,21 @@ def render_gallery(name: str, was_running: bool) -> None:
     present = list(FILTER_STATES)
     with f1:
         shown_states = st.pills("Show", present, selection_mode="multi", default=present, key=f"filter-{name}",
-                                format_func=lambda s: C.STATE_LABEL.get(s, s))
+                                format_func=lambda s: FMT.STATE_LABEL.get(s, s))
     with f2:
         sort = st.selectbox("Sort by", list(SORTS), key=f"sort-{name}")
     chosen = [r for r in records if r.state in (shown_states or present) or r.state not in FILTER_STATES]
     chosen.sort(key=lambda r: SORTS[sort](r, config))
-    pages = max(1, math.ceil(len(chosen) / C.CARDS_PER_PAGE))
+    pages = max(1, math.ceil(len(chosen) / FMT.CARDS_PER_PAGE))
     page = st.pagination(pages, key=f"page-{name}") if pages > 1 else 1
-    visible = chosen[(page - 1) * C.CARDS_PER_PAGE : page * C.CARDS_PER_PAGE]
+    visible = chosen[(page - 1) * FMT.CARDS_PER_PAGE : page * FMT.CARDS_PER_PAGE]
     st.caption(f"Showing {len(visible)} of {len(chosen)} trials ({len(records)} in the study)")
     render_compare_bar(name, records)
     render_cards(visible, name, config, best, front, orphaned=not running)
 
     with st.expander("Optimisation history", expanded=True):
         if any(r.state == "COMPLETE" for r in records):
-            st.plotly_chart(C.make_history_figure(records, config), key=f"history-{name}")
+            st.plotly_chart(FIG.make_history_figure(records, config), key=f"history-{name}")
         else:
             st.caption("The history appears when the first trial completes.")
 
@@ -89,7 +91,7 @@ def render_compare_bar(name: str, records: list[TrialRecord]) -> None:
                     icon=":material/compare_arrows:", width="stretch", help="Open the picked trials side by side."):
         st.session_state["health-tab"] = "Compare"
         state.select_study(name)
-        C.go_to(PAGE_HEALTH)
+        W.go_to(PAGE_HEALTH)
 
 
 DATA_UNAVAILABLE = "data set is not available"  # how core.datasets.DatasetUnavailable messages begin
@@ -102,7 +104,7 @@ def render_data_problem(records: list[TrialRecord]) -> None:
     if why:
         n = sum(1 for r in records if r.state == "FAIL" and r.error and DATA_UNAVAILABLE in r.error)
         st.error(f"**{n} trial{'s' if n != 1 else ''} failed because the data set could not be loaded.**  \n"
-                 + "  \n".join(C.plain(line) for line in why.removeprefix("invalid configuration: ").splitlines()
+                 + "  \n".join(FMT.plain(line) for line in why.removeprefix("invalid configuration: ").splitlines()
                                 if line.strip()), icon=":material/cloud_off:")
 
 
@@ -119,32 +121,32 @@ def render_cards(visible: list[TrialRecord], name: str, config, best: TrialRecor
         cols = st.columns(3)
         for col, rec in zip(cols, visible[start : start + 3]):
             with col:
-                C.render_trial_card(rec, name, config, is_best=best is not None and rec.number == best.number,
+                W.render_trial_card(rec, name, config, is_best=best is not None and rec.number == best.number,
                                     on_front=rec.number in front, orphaned=orphaned)
 
 
 def main() -> None:
-    C.render_css()
+    W.render_css()
     st.title("Trials")
-    summary = C.pick_study("trials-study")
+    summary = W.pick_study("trials-study")
     if summary is None:
         return
     name = summary.name
     running = state.is_running(name, summary)
     cfg = summary.config
     if cfg is not None:
-        st.caption(f"{C.plain(cfg.dataset)} · {C.plain(cfg.mode)} · optimising {C.objective_name(cfg)} · "
-                   f"{C.plain(cfg.sampler)} sampler · {C.plain(cfg.pruner)} pruner · {C.plain(cfg.epochs)} epochs per trial")
-    shown, note = C.study_labels().get(name, (name, ""))
+        st.caption(f"{FMT.plain(cfg.dataset)} · {FMT.plain(cfg.mode)} · optimising {FMT.objective_name(cfg)} · "
+                   f"{FMT.plain(cfg.sampler)} sampler · {FMT.plain(cfg.pruner)} pruner · {FMT.plain(cfg.epochs)} epochs per trial")
+    shown, note = W.study_labels().get(name, (name, ""))
     if note:
-        st.caption(f":material/sticky_note_2: {C.plain(note)}")
-    C.render_runner_controls(name, running, key="gallery")
+        st.caption(f":material/sticky_note_2: {FMT.plain(note)}")
+    W.render_runner_controls(name, running, key="gallery")
     if not running:
-        C.render_resume(summary, key="gallery")
+        W.render_resume(summary, key="gallery")
     if running:
-        st.caption(f":blue-badge[live] refreshing every {C.LIVE_INTERVAL_S:.0f} s while the study runs")
+        st.caption(f":blue-badge[live] refreshing every {FMT.LIVE_INTERVAL_S:.0f} s while the study runs")
     # run_every only while something runs: an idle gallery costs nothing.
-    st.fragment(render_gallery, run_every=C.LIVE_INTERVAL_S if running else None)(name, running)
+    st.fragment(render_gallery, run_every=FMT.LIVE_INTERVAL_S if running else None)(name, running)
 
 
 main()

@@ -28,7 +28,8 @@ import pandas as pd
 import streamlit as st
 
 from app import PAGE_TRIALS
-from app import components as C
+from app import format as FMT
+from app import widgets as W
 from app import export_jobs as EJ
 from app import scene_component as SC
 from app import state
@@ -103,8 +104,8 @@ def metrics_of(rec: TrialRecord) -> dict[str, Any]:
 def caption_of(study: str, rec: TrialRecord) -> str:
     """Two lines for pictures and the HTML scene; plain ASCII ("|" and "·" did not survive VTK's text here)."""
     res = rec.result
-    line2 = (f"val acc {C.fmt_pct(rec.val_accuracy)}, test acc {C.fmt_pct(rec.test_accuracy)}, "
-             f"health {C.fmt_score(rec.health_score)}, {C.fmt_count(res.param_count if res else None)} params")
+    line2 = (f"val acc {FMT.fmt_pct(rec.val_accuracy)}, test acc {FMT.fmt_pct(rec.test_accuracy)}, "
+             f"health {FMT.fmt_score(rec.health_score)}, {FMT.fmt_count(res.param_count if res else None)} params")
     return f"{study} - trial #{rec.number}\n{line2.replace('–', 'n/a')}"
 
 
@@ -161,7 +162,7 @@ def render_export_cell(fmt: str, key: tuple, make: Callable[[], EJ.ExportJob]) -
         st.progress(job.progress, text=text)
         return
     if job.error:
-        st.error(f"{label} failed: {C.plain(job.error[-300:])}", icon=":material/error:")
+        st.error(f"{label} failed: {FMT.plain(job.error[-300:])}", icon=":material/error:")
         if st.button(f"Try {label} again", key=f"retry-{fmt}", width="stretch"):
             jobs.drop(key)
             make()
@@ -272,9 +273,9 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
     """The scene, the legend and the layer table for one trial, then its exports."""
     arch = architecture_of(rec)
     res = rec.result
-    st.caption(f"val {C.fmt_pct(rec.val_accuracy)} · test {C.fmt_pct(rec.test_accuracy)} · "
-               f"shifted {C.fmt_pct(rec.shifted_accuracy)} · "
-               f"health {C.fmt_score(rec.health_score)} · {C.fmt_count(res.param_count if res else None)} params"
+    st.caption(f"val {FMT.fmt_pct(rec.val_accuracy)} · test {FMT.fmt_pct(rec.test_accuracy)} · "
+               f"shifted {FMT.fmt_pct(rec.shifted_accuracy)} · "
+               f"health {FMT.fmt_score(rec.health_score)} · {FMT.fmt_count(res.param_count if res else None)} params"
                + (" · :orange-badge[:material/trophy: best]" if best is not None and best.number == rec.number else ""))
     if arch is None:
         st.info(f"Trial #{rec.number} was recorded before HPO Studio saved a 3D layout with each trial, so there is "
@@ -305,9 +306,9 @@ def render_scene_and_table(study: str, rec: TrialRecord, arch: ArchitectureVisua
                                        color_by=color_by, highlight=highlight, colorings=COLORINGS, height=SCENE_HEIGHT)
         st.session_state[_SEL_COLOR] = color_by
         st.caption("Drag to rotate · scroll to zoom · shift+drag to pan"
-                   + (f" · highlighted: **{C.plain(arch.layer(highlight).name)}**" if highlight else ""))
+                   + (f" · highlighted: **{FMT.plain(arch.layer(highlight).name)}**" if highlight else ""))
     with right:
-        st.markdown(f"**Layers** · {C.plain(arch.architecture_type)} · {len(arch.layers)} drawn · "
+        st.markdown(f"**Layers** · {FMT.plain(arch.architecture_type)} · {len(arch.layers)} drawn · "
                     f"{arch.total_parameters:,} parameters")
         render_layers(arch, key=table_key)
         st.caption("Select a row to outline that layer in the scene; select it again to clear.")
@@ -325,11 +326,11 @@ def watch_study(name: str, shown: int | None, numbers: list[int], follow: bool) 
     except KeyError:
         return
     done = [r.number for r in records if r.state == "COMPLETE" and r.result is not None]
-    best = C.best_of(records, summary.config if summary else None)
+    best = FMT.best_of(records, summary.config if summary else None)
     running = state.is_running(name, summary)
     if not running or done != numbers or (follow and best is not None and best.number != shown):
         st.rerun()
-    st.caption(f":blue-badge[live] the study is running; checking for new trials every {C.LIVE_INTERVAL_S:.0f} s"
+    st.caption(f":blue-badge[live] the study is running; checking for new trials every {FMT.LIVE_INTERVAL_S:.0f} s"
                + (" and switching to a better one as it appears" if follow else ""))
 
 
@@ -361,7 +362,7 @@ def pick_trial(name: str, done: list[TrialRecord], best: TrialRecord | None) -> 
         fallback = best_number if best_number is not None else numbers[-1]
         st.session_state[tkey] = remembered if remembered in by_number else fallback
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    chosen = c1.selectbox("Trial", numbers, key=tkey, format_func=lambda n: C.trial_label(by_number[n], best),
+    chosen = c1.selectbox("Trial", numbers, key=tkey, format_func=lambda n: FMT.trial_label(by_number[n], best),
                           on_change=_trial_changed, args=(name, best_number),
                           help="Complete trials only: a trial's network is recorded when it completes.")
     c2.toggle("Follow the best trial", key=fkey, on_change=_follow_best_changed, args=(name, best_number),
@@ -372,28 +373,28 @@ def pick_trial(name: str, done: list[TrialRecord], best: TrialRecord | None) -> 
 
 def main() -> None:
     st.title("3D network viewer")
-    summary = C.pick_study("viewer-study")
+    summary = W.pick_study("viewer-study")
     if summary is None:
         return
     name = summary.name
-    records = C.read_records_or_note(name)
+    records = W.read_records_or_note(name)
     if records is None:
         return
     running = state.is_running(name, summary)
-    best = C.best_of(records, summary.config)
+    best = FMT.best_of(records, summary.config)
     done = [r for r in records if r.state == "COMPLETE" and r.result is not None]
     if not done:
-        st.info(f"Study **{C.plain(name)}** has no complete trial yet. A trial's network is drawn here once it completes"
+        st.info(f"Study **{FMT.plain(name)}** has no complete trial yet. A trial's network is drawn here once it completes"
                 + (": this page updates by itself while the study runs." if running else "."),
                 icon=":material/view_in_ar:")
-        C.nav_link(PAGE_TRIALS, "Watch the trials", ":material/grid_view:")
+        W.nav_link(PAGE_TRIALS, "Watch the trials", ":material/grid_view:")
         if running:
-            st.fragment(watch_study, run_every=C.LIVE_INTERVAL_S)(name, None, [], False)
+            st.fragment(watch_study, run_every=FMT.LIVE_INTERVAL_S)(name, None, [], False)
         return
     rec = pick_trial(name, done, best)
     if running:
         follow = bool(st.session_state.get(f"viewer-follow-{name}"))
-        st.fragment(watch_study, run_every=C.LIVE_INTERVAL_S)(name, rec.number, [r.number for r in done], follow)
+        st.fragment(watch_study, run_every=FMT.LIVE_INTERVAL_S)(name, rec.number, [r.number for r in done], follow)
     render_view(name, rec, best)
 
 
