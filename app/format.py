@@ -164,7 +164,7 @@ def machines(runners: Sequence[RunnerInfo], records: Sequence[TrialRecord]) -> l
     return rows
 
 
-def _finished_count(records: Sequence[TrialRecord]) -> int:
+def finished_count(records: Sequence[TrialRecord]) -> int:
     return sum(1 for r in records if r.state in FINISHED)
 
 
@@ -206,7 +206,7 @@ def eta_seconds(records: Sequence[TrialRecord], config: StudyConfig | None, elap
     return eta
 
 
-def _curve(rec: TrialRecord) -> list[float]:
+def curve_of(rec: TrialRecord) -> list[float]:
     """Validation accuracy per epoch: the finished history, or what a running trial reported so far."""
     if rec.result and rec.result.history.get("val_accuracy"):
         return [v for v in rec.result.history["val_accuracy"] if v is not None]

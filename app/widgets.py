@@ -20,8 +20,8 @@ from streamlit.errors import StreamlitAPIException
 from app import PAGE_CONFIGURE, PAGE_HEALTH
 from app import state
 from app.figures import make_sparkline_figure
-from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, _curve, best_of,
-                        _finished_count, elapsed_seconds, eta_seconds, fmt_count, fmt_duration, fmt_pct, fmt_score,
+from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, curve_of, best_of,
+                        finished_count, elapsed_seconds, eta_seconds, fmt_count, fmt_duration, fmt_pct, fmt_score,
                         key_params, machines, objective_name, plain, state_badge, tuned_names)
 from core import artifacts
 from core.config import ConfigError, StudyConfig, TrialResult
@@ -203,7 +203,7 @@ def follow_study(name: str, records: Sequence[TrialRecord], summary: StudySummar
     if not state.is_running(name, summary):
         return
     st.caption(f":blue-badge[live] the study is running; {what} update as trials finish")
-    st.fragment(_watch_finished, run_every=LIVE_INTERVAL_S)(name, _finished_count(records))
+    st.fragment(_watch_finished, run_every=LIVE_INTERVAL_S)(name, finished_count(records))
 
 
 def _watch_finished(name: str, seen: int) -> None:
@@ -211,7 +211,7 @@ def _watch_finished(name: str, seen: int) -> None:
         records = state.read_records(name)
     except KeyError:
         return
-    if _finished_count(records) != seen or not state.is_running(name):
+    if finished_count(records) != seen or not state.is_running(name):
         st.rerun()  # the whole page: new trials in every chart, and the watch ends with the study
 
 
@@ -309,7 +309,7 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
             head += " :orange-badge[Pareto front]"
         st.markdown(head)
         res = rec.result
-        curve = _curve(rec)
+        curve = curve_of(rec)
         if orphaned:
             prog = rec.progress or {}
             st.caption(f"Stopped at epoch {int(prog.get('epoch') or 0)}/{int(prog.get('epochs') or 0) or '?'}: "
