@@ -10,13 +10,13 @@ off.  For each it reports:
   accuracy (the clock includes starting the worker process and TensorFlow), and to the end;
 * the best validation accuracy;
 * epochs trained against the epochs the same trials would have trained unpruned
-  (``core.records.epochs_spent``, the figure the Trials screen shows): the saving factor.
+  (``core.study.epochs_spent``, the figure the Trials screen shows): the saving factor.
 
 Targets (issue 15): >= 97 % best validation accuracy within 90 s on this 2-core machine, and
 pruning saving >= 1.5x epochs.
 
-Usage: ``python bench/bench_default_study.py [--trials N] [--epochs E] [--target 0.97] [--write]``.
-Prints a table, writes ``bench/out/bench_default_study.json``; ``--write`` puts the table into
+Usage: ``python bench/bench_default_study.py [--trials N] [--epochs E] [--seed S] [--target 0.97] [--write]``.
+Prints a table, writes ``bench/out/bench_default_study_t<N>_e<E>_s<S>.json``; ``--write`` puts the table into
 bench/README.md.
 """
 
@@ -38,8 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def run_study(config, target: float) -> dict:
-    from core.records import epochs_spent, load_records
-    from core.study import StudyRunner
+    from core.study import StudyRunner, epochs_spent, load_records
 
     t0 = time.perf_counter()
     wall0 = time.time()
@@ -83,6 +82,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=StudyConfig.n_trials)
     ap.add_argument("--epochs", type=int, default=StudyConfig.epochs)
+    ap.add_argument("--seed", type=int, default=StudyConfig.seed, help="the study's seed (sampler, data split)")
+    ap.add_argument("--max-samples", type=int, default=StudyConfig.max_samples)
     ap.add_argument("--target", type=float, default=0.97)
     ap.add_argument("--only-default", action="store_true", help="skip the unpruned comparison")
     ap.add_argument("--write", action="store_true")
@@ -99,17 +100,18 @@ def main() -> None:
     for pruner in (["successive_halving"] if args.only_default else ["successive_halving", "none"]):
         base = StudyConfig(name="first-study")
         config = StudyConfig(name=f"first-study-{pruner}", n_trials=args.trials, epochs=args.epochs,
+                             seed=args.seed, max_samples=args.max_samples,
                              pruner=pruner if pruner == "none" else base.pruner)
         config.validate()
         row = run_study(config, args.target)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    meta = {"trials": args.trials, "epochs": args.epochs, "cores": os.cpu_count(),
+    meta = {"trials": args.trials, "epochs": args.epochs, "seed": args.seed, "max_samples": args.max_samples, "cores": os.cpu_count(),
             "load_avg_1m_start": round(load0, 2), "load_avg_1m_end": round(os.getloadavg()[0], 2)}
     text = table(rows, args.target, meta)
     print("\n" + text)
     print(f"load average {meta['load_avg_1m_start']} -> {meta['load_avg_1m_end']} on {meta['cores']} cores")
-    (OUT / "bench_default_study.json").write_text(json.dumps({"rows": rows, **meta, "target": args.target}, indent=2))
+    (OUT / f"bench_default_study_t{args.trials}_e{args.epochs}_s{args.seed}.json").write_text(json.dumps({"rows": rows, **meta, "target": args.target}, indent=2))
     if args.write:
         readme = README.read_text()
         block = (f"<!-- default-study:start -->\n\n{text}\n\nLoad average {meta['load_avg_1m_start']} at the start, "
