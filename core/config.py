@@ -323,6 +323,18 @@ class StudyConfig:
         return to_json(self)
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each field's default (``name`` has none): the one source of a first study's numbers
+        for the Configure form, the CLI and bench/bench_default_study.py."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+        return out
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StudyConfig":
         """A config from plain data (not validated: a stored study is read back as it was)."""
         if not isinstance(data, dict):

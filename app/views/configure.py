@@ -29,9 +29,11 @@ from core.storage import redact
 log = logging.getLogger("hpo.ui")
 
 DEFAULT_DATASET = "digits"
-# A newcomer's first study: ~10 short trials on digits show results within a minute on a laptop CPU.
-DEFAULT_TRIALS = 10
-DEFAULT_EPOCHS = 3
+# A newcomer's first study starts from StudyConfig's own defaults (the CLI and
+# bench/bench_default_study.py use the same ones): one owner for the numbers.
+_STUDY_DEFAULTS = StudyConfig.defaults()
+DEFAULT_TRIALS = _STUDY_DEFAULTS["n_trials"]
+DEFAULT_EPOCHS = _STUDY_DEFAULTS["epochs"]
 PREVIEW_N = 8
 PREVIEW_PX = 64  # preview images are upscaled (nearest neighbour) to this many pixels: 8x8 digits stay crisp
 
@@ -393,12 +395,13 @@ def render_form() -> StudyConfig | None:
     c1, c2, c3, c4 = st.columns(4)
     # No min_value/max_value: the browser would keep the previous value of a typed bad one (a red
     # field, and Start would use a number the user no longer sees); form_problems reports it instead.
-    n_trials = c1.number_input("Trials", value=DEFAULT_TRIALS, step=1, key="cfg_trials",
+    # The hosted demo starts from its own limits where the defaults exceed them (Start would refuse them).
+    n_trials = c1.number_input("Trials", value=min(DEFAULT_TRIALS, limits["n_trials"]) if limits else DEFAULT_TRIALS, step=1, key="cfg_trials",
                                help="How many models to train. 0 = no limit (then set a time budget).")
     minutes = c2.number_input("Time budget (min)", value=limits["timeout_s"] / 60 if limits else 0.0,
                               step=5.0, key="cfg_minutes",
                               help="Stop starting trials after this long. 0 = no time limit.")
-    epochs = c3.number_input("Epochs per trial", value=DEFAULT_EPOCHS, step=1, key="cfg_epochs",
+    epochs = c3.number_input("Epochs per trial", value=min(DEFAULT_EPOCHS, limits["epochs"]) if limits else DEFAULT_EPOCHS, step=1, key="cfg_epochs",
                              help="Passes over the training data for each model.")
     max_samples = c4.number_input("Max training samples", value=limits["max_samples"] if limits else 0,
                                   step=100, key="cfg_max_samples",
