@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 
 from core import storage as S
-from core.config import Settings, StudyConfig
+from core.config import PRUNING_PAYS_FROM_EPOCHS, Settings, StudyConfig
 from core.health import METRIC_INFO
 from core.search_space import DEFAULT_TUNED, HYPERPARAMETERS
 from core import study as K  # the storage schema: attribute keys
@@ -153,7 +153,10 @@ def test_configure_defaults_to_a_quick_digits_study(home, fake):
     assert "8×8×1" in captions and "10 classes" in captions
     images = at.image[0]
     assert len(images.value) == 8 and "0" in images.captions  # sample digits, labelled
-    assert at.number_input(key="cfg_trials").value == 10 and at.number_input(key="cfg_epochs").value == 3
+    # the form starts from StudyConfig's defaults, the same numbers as the CLI and the bench
+    defaults = StudyConfig.defaults()
+    assert at.number_input(key="cfg_trials").value == defaults["n_trials"]
+    assert at.number_input(key="cfg_epochs").value == defaults["epochs"]
     # every tunable knob of the CNN with its one-line explanation
     tuned = {cb.key.rsplit("_image_", 1)[1] for cb in at.checkbox if cb.value}
     assert tuned == set(DEFAULT_TUNED["image"])
@@ -248,6 +251,11 @@ def test_configure_in_demo_mode_limits_the_study(home, runner_calls, monkeypatch
     assert at.selectbox(key="cfg_executor").options == ["Local worker processes"]
     assert {o.split(" · ")[0] for o in at.selectbox(key="cfg_dataset").options} == {"digits", "synthetic_text"}
     assert "Hosted demo" in " ".join(i.value for i in at.info)
+    from core.demo import LIMITS
+
+    # the form starts within the demo's limits even where the study defaults exceed them
+    assert at.number_input(key="cfg_trials").value <= LIMITS["n_trials"]
+    assert at.number_input(key="cfg_epochs").value <= LIMITS["epochs"]
     at.number_input(key="cfg_trials").set_value(50)
     at.button(key="cfg_start").click().run()
     assert any("Trials: at most 12" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
@@ -264,8 +272,11 @@ def test_configure_pareto_offers_only_matching_search_settings(home):
 def test_configure_says_when_pruning_has_little_room(home):
     at = app()
     note = "Pruning saves little"
-    assert at.number_input(key="cfg_epochs").value == 3
-    assert note in texts(at)  # the default pruner with the default 3 epochs
+    # the defaults leave pruning room to pay (bench/bench_default_study.py): no note at first
+    assert at.number_input(key="cfg_epochs").value >= PRUNING_PAYS_FROM_EPOCHS
+    assert note not in texts(at)
+    at.number_input(key="cfg_epochs").set_value(3).run()
+    assert note in texts(at)  # the default pruner with 3 epochs
     at.number_input(key="cfg_epochs").set_value(10).run()
     assert note not in texts(at)
     at.number_input(key="cfg_epochs").set_value(4).run()

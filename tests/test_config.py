@@ -73,6 +73,19 @@ def test_study_config_round_trip_and_spec():
     assert spec.seed == 6 and spec.data_seed == 4 and spec.study == "a" and spec.epochs == 2
 
 
+def test_study_config_defaults_are_its_field_defaults_and_the_cli_s():
+    from core.cli import build_parser
+
+    d = StudyConfig.defaults()
+    assert "name" not in d and d["dataset"] == "digits" and d["pruner"] == "successive_halving"
+    made = StudyConfig(name="x")
+    assert all(getattr(made, k) == v for k, v in d.items())
+    d["ranges"]["filters"] = {}  # a fresh copy each call: mutating one never changes the next
+    assert StudyConfig.defaults()["ranges"] == {}
+    args = build_parser().parse_args(["optimize"])
+    assert (args.trials, args.epochs, args.dataset, args.seed) == (d["n_trials"], d["epochs"], d["dataset"], d["seed"])
+
+
 @pytest.mark.parametrize(
     "patch, setting",
     [

@@ -29,10 +29,12 @@ from core.storage import redact
 
 log = logging.getLogger("hpo.ui")
 
-DEFAULT_DATASET = "digits"
-# A newcomer's first study: ~10 short trials on digits show results within a minute on a laptop CPU.
-DEFAULT_TRIALS = 10
-DEFAULT_EPOCHS = 3
+# A newcomer's first study starts from StudyConfig's own defaults (the CLI and
+# bench/bench_default_study.py use the same ones): one owner for the numbers.
+_STUDY_DEFAULTS = StudyConfig.defaults()
+DEFAULT_TRIALS = _STUDY_DEFAULTS["n_trials"]
+DEFAULT_EPOCHS = _STUDY_DEFAULTS["epochs"]
+DEFAULT_DATASET = _STUDY_DEFAULTS["dataset"]
 PREVIEW_N = 8
 PREVIEW_PX = 64  # preview images are upscaled (nearest neighbour) to this many pixels: 8x8 digits stay crisp
 
@@ -384,21 +386,22 @@ def render_form() -> StudyConfig | None:
 
     st.subheader("2 · Goal")
     mode = st.radio("Mode", MODES, key="cfg_mode", horizontal=True, captions=[MODE_HELP[m] for m in MODES])
-    health_weight = 0.3
+    health_weight = _STUDY_DEFAULTS["health_weight"]
     if mode == "health-aware":
-        health_weight = st.slider("Health weight", 0.0, 1.0, 0.3, 0.05, key="cfg_health_weight",
+        health_weight = st.slider("Health weight", 0.0, 1.0, _STUDY_DEFAULTS["health_weight"], 0.05, key="cfg_health_weight",
                                   help="objective = (1 − w) × validation accuracy + w × health score")
 
     st.subheader("3 · Budget")
     c1, c2, c3, c4 = st.columns(4)
     # No min_value/max_value: the browser would keep the previous value of a typed bad one (a red
     # field, and Start would use a number the user no longer sees); form_problems reports it instead.
-    n_trials = c1.number_input("Trials", value=DEFAULT_TRIALS, step=1, key="cfg_trials",
+    # The hosted demo starts from its own limits where the defaults exceed them (Start would refuse them).
+    n_trials = c1.number_input("Trials", value=min(DEFAULT_TRIALS, limits["n_trials"]) if limits else DEFAULT_TRIALS, step=1, key="cfg_trials",
                                help="How many models to train. 0 = no limit (then set a time budget).")
     minutes = c2.number_input("Time budget (min)", value=limits["timeout_s"] / 60 if limits else 0.0,
                               step=5.0, key="cfg_minutes",
                               help="Stop starting trials after this long. 0 = no time limit.")
-    epochs = c3.number_input("Epochs per trial", value=DEFAULT_EPOCHS, step=1, key="cfg_epochs",
+    epochs = c3.number_input("Epochs per trial", value=min(DEFAULT_EPOCHS, limits["epochs"]) if limits else DEFAULT_EPOCHS, step=1, key="cfg_epochs",
                              help="Passes over the training data for each model.")
     max_samples = c4.number_input("Max training samples", value=limits["max_samples"] if limits else 0,
                                   step=100, key="cfg_max_samples",
@@ -414,7 +417,7 @@ def render_form() -> StudyConfig | None:
     samplers = ["nsga2", "motpe", "random"] if mode == "pareto" else ["tpe", "random"]
     sampler = s1.selectbox("Sampler", samplers, key=f"cfg_sampler_{mode}", help="\n\n".join(SAMPLER_HELP[s] for s in samplers))
     pruners = ["none"] if mode == "pareto" else list(PRUNERS)
-    pruner = s2.selectbox("Pruner", pruners, index=pruners.index("successive_halving") if "successive_halving" in pruners else 0,
+    pruner = s2.selectbox("Pruner", pruners, index=pruners.index(_STUDY_DEFAULTS["pruner"]) if _STUDY_DEFAULTS["pruner"] in pruners else 0,
                           key=f"cfg_pruner_{mode}", help="\n\n".join(PRUNER_HELP[p] for p in pruners))
     if mode == "pareto":
         st.caption("Optuna cannot prune two-objective studies, so every trial runs all its epochs.")
@@ -427,7 +430,7 @@ def render_form() -> StudyConfig | None:
         executor = st.selectbox("Run trials on", list(executors), format_func=executors.get, key="cfg_executor")
     with e2:
         extra = EXECUTOR_SETTINGS[executor]()
-    seed = e3.number_input("Seed", value=0, step=1, key="cfg_seed",
+    seed = e3.number_input("Seed", value=_STUDY_DEFAULTS["seed"], step=1, key="cfg_seed",
                            help="Seeds the sampler, the data split and each trial's weights: same seed, same study.")
 
     name = st.text_input("Study name", key="cfg_name", max_chars=80)
