@@ -47,6 +47,14 @@ SCENE_READY_JS = """() => {
 }"""
 
 
+def shots_dir() -> Path:
+    """Where browser tests put their screenshots: $HPO_SHOTS, else tests/e2e/artifacts/ (git-ignored).
+    The README's screenshots are made from a real, well-trained study by docs/make_screenshots.py."""
+    d = Path(os.environ.get("HPO_SHOTS") or ROOT / "tests" / "e2e" / "artifacts")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,7 +2,7 @@
 
 Starts ``streamlit run streamlit_app.py`` on a free port with its own HPO_HOME, drives it
 with headless Chromium through Playwright, and trains for real (the study runner's local
-executor). Screenshots of each screen go to docs/screenshots/ and must not be blank.
+executor). Screenshots of each screen go to tests/e2e/artifacts/ ($HPO_SHOTS) and must not be blank.
 
 Run: ``.venv/bin/python -m pytest -m e2e tests/e2e``. Takes a minute or two on 2 CPU cores.
 """
@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.apprun import free_port, not_blank, start_app, stop_app
+from tests.e2e.apprun import free_port, shots_dir, not_blank, start_app, stop_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
 STUDY = "e2e-digits"
 N_TRIALS = 3
 TRAIN_TIMEOUT_MS = 300_000  # 3 one-epoch trials, worker start included; ~30-60 s measured on 2 cores
@@ -64,8 +63,7 @@ def _shot(page, name: str, ready=None) -> Path:
     )
     page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 6000))})
     page.wait_for_timeout(1000)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
+    path = shots_dir() / f"{name}.png"
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
     _assert_not_blank(path)

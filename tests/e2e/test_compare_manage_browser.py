@@ -1,6 +1,6 @@
 """In a real browser, on a study really trained by the CLI: pick three trials in the gallery and
 compare them side by side; then delete the study after its confirmation (storage rows, models and
-folder gone).  Screenshots go to $HPO_SHOTS (default: a temp folder), never into the repository.
+folder gone).  Screenshots go to tests/e2e/artifacts/ ($HPO_SHOTS), never into docs/.
 
 Run: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_compare_manage_browser.py``.
 """
@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.apprun import free_port, start_app, stop_app
+from tests.e2e.apprun import free_port, shots_dir, start_app, stop_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,12 +43,6 @@ def app_url(trained):
     stop_app(proc)
 
 
-def _shots() -> Path:
-    d = Path(os.environ.get("HPO_SHOTS") or tempfile.mkdtemp(prefix="hpo_shots_"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def test_pick_three_trials_in_the_gallery_and_compare_them(browser, app_url, trained):
     from playwright.sync_api import expect
 
@@ -74,7 +67,7 @@ def test_pick_three_trials_in_the_gallery_and_compare_them(browser, app_url, tra
     assert len([h for h in header if h.strip().startswith("#")]) == 3, header
     expect(page.get_by_text("Training (dotted) and validation (solid) accuracy")).to_be_visible()
     page.wait_for_timeout(1500)
-    page.screenshot(path=str(_shots() / "compare-three.png"), full_page=True)
+    page.screenshot(path=str(shots_dir() / "compare-three.png"), full_page=True)
     page.close()
 
 
@@ -94,7 +87,7 @@ def test_delete_asks_first_and_then_removes_the_study(browser, app_url, trained)
     warning = page.get_by_text("for good?")
     expect(warning).to_be_visible()
     assert f"{N_TRIALS} trials" in warning.inner_text()
-    page.screenshot(path=str(_shots() / "delete-confirm.png"), full_page=True)
+    page.screenshot(path=str(shots_dir() / "delete-confirm.png"), full_page=True)
     assert folder.is_dir()  # nothing deleted before the confirmation
     page.get_by_role("button", name="Delete for good").click()
     expect(page.get_by_text("No studies in this storage yet.")).to_be_visible(timeout=30_000)

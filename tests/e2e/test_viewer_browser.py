@@ -3,7 +3,7 @@
 Trains a tiny digits study with the CLI (2 trials, 1 epoch), starts ``streamlit run
 streamlit_app.py`` on a free port with that HPO_HOME, and drives headless Chromium through
 Playwright.  Every request the pages make is recorded: the scene file (``.vtksz``) must be
-fetched once per page, and nothing may leave localhost.  Saves docs/screenshots/viewer.png.
+fetched once per page, and nothing may leave localhost.  Saves a screenshot to tests/e2e/artifacts/ ($HPO_SHOTS).
 
 Run: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_viewer_browser.py`` (~1.5 min on 2 cores).
 """
@@ -18,14 +18,13 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, free_port, pixels, start_app, stop_app
+from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, free_port, shots_dir, pixels, start_app, stop_app
 from tests.e2e.apprun import not_blank as drawn  # a WebGL canvas that has drawn the network
 from tests.test_app_viewer import make_real_study
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_EXTRA_ARGS = WEBGL_ARGS  # for conftest's browser fixture: the scene is WebGL
 VIEWER_PATH = "viewer"  # the router's st.Page(app/views/viewer.py): url_path defaults to the file's stem
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -215,8 +214,7 @@ def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, t
         assert answer.ok and answer.body() == (ROOT / "app" / "favicon.svg").read_bytes(), (icon, answer.status)
     assert v.sockets and not v.outside(), v.outside()
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SHOTS / "viewer.png"
+    shot = shots_dir() / "viewer.png"
     page.screenshot(path=str(shot))
     assert drawn(pixels(shot.read_bytes()))
     v.close()
