@@ -1,0 +1,132 @@
+"""The README's screenshots, from a real, well-trained study with every default.
+
+Runs the study a first-time user gets by pressing **Start study** without changing anything
+(``StudyConfig.defaults()``: digits, 20 trials of 10 epochs, TPE, successive halving; the same
+study ``bench/bench_default_study.py`` measures), through the product's own CLI, then serves the
+app on that storage and photographs each screen in headless Chromium:
+
+    docs/screenshots/configure.png  trials.png  trials-phone.png  health.png  learn.png
+    viewer.png  compare.png
+
+Usage: ``python docs/make_screenshots.py [--home DIR] [--keep]`` (about 3-4 minutes on 2 cores).
+``--home`` reuses a folder that already holds the study (nothing is trained again).
+Needs Debian's chromium, like the browser tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+STUDY = "first-study"
+sys.path.insert(0, str(ROOT))
+
+
+def train(home: Path) -> None:
+    """The default study, by the CLI (every setting left at its default)."""
+    from core.config import Settings
+    from core.study import list_studies
+
+    url = f"sqlite:///{Settings(home=home).runs_dir / 'studies.db'}"
+    if (home / "runs" / "studies.db").exists() and any(s.name == STUDY for s in list_studies(url)):
+        print(f"{STUDY} already in {home}: not trained again")
+        return
+    env = {**os.environ, "HPO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run([sys.executable, "-m", "core", "optimize", "--name", STUDY, "--no-progress"], cwd=ROOT, env=env, check=True)
+
+
+def stretch_shot(page, path: Path, ready=None) -> None:
+    """The whole screen: Streamlit scrolls inside its main container, so the viewport is
+    stretched to the content's height for the picture."""
+    from playwright.sync_api import expect
+
+    if ready is not None:
+        expect(ready).to_be_visible()
+    page.wait_for_timeout(2000)  # charts and images finish their first draw
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...['[data-testid=stMain]', '[data-testid=stAppViewContainer]', 'body']"
+        ".map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 4000))})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+    print("wrote", path.relative_to(ROOT))
+
+
+def photograph(home: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.apprun import WEBGL_ARGS, free_port, launch_chromium, scene_frame, start_app, stop_app
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = start_app(home, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, WEBGL_ARGS)
+            expect.set_options(timeout=60_000)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(90_000)
+
+            page.goto(url)
+            stretch_shot(page, SHOTS / "configure.png", page.get_by_role("button", name="Start study"))
+
+            page.goto(f"{url}/trials")
+            expect(page.locator('[class*="st-key-card-"]').first).to_be_visible()
+            stretch_shot(page, SHOTS / "trials.png", page.locator('[data-testid="stPlotlyChart"]').first)
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            phone.goto(f"{url}/trials")
+            expect(phone.locator('[class*="st-key-card-"]').first).to_be_visible()
+            phone.wait_for_timeout(2500)
+            phone.screenshot(path=str(SHOTS / "trials-phone.png"))
+            print("wrote docs/screenshots/trials-phone.png")
+            phone.close()
+
+            # Compare the top three
+            for _ in range(3):
+                page.get_by_role("button", name="Add to compare").first.click()
+                page.wait_for_timeout(800)
+            page.get_by_role("button", name="Compare 3").click()
+            expect(page.get_by_text("Training (dotted) and validation (solid) accuracy")).to_be_visible()
+            stretch_shot(page, SHOTS / "compare.png", page.locator("[data-testid='stDataFrame']").first)
+
+            page.goto(f"{url}/health")  # opens on the study's best trial
+            expect(page.get_by_text("Six health metrics")).to_be_visible()
+            stretch_shot(page, SHOTS / "health.png", page.locator('[data-testid="stPlotlyChart"]').nth(2))
+
+            page.get_by_role("link", name="Learn").click()
+            page.get_by_text("Learning rate ·").click()
+            stretch_shot(page, SHOTS / "learn.png", page.locator('[data-testid="stPlotlyChart"]').first)
+
+            page.goto(f"{url}/viewer")
+            scene_frame(page)
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(SHOTS / "viewer.png"))
+            print("wrote docs/screenshots/viewer.png")
+            browser.close()
+    finally:
+        stop_app(proc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--home", type=Path, help="HPO_HOME holding (or to hold) the study; default a temp folder")
+    ap.add_argument("--keep", action="store_true", help="keep the temp home (its study, models, logs)")
+    args = ap.parse_args()
+    home = (args.home or Path(tempfile.mkdtemp(prefix="hpo_shots_home_"))).resolve()
+    train(home)
+    photograph(home)
+    print("home:", home, "(kept)" if args.keep or args.home else "")
+
+
+if __name__ == "__main__":
+    main()
