@@ -91,11 +91,9 @@ def photograph(home: Path) -> None:
             print("wrote docs/screenshots/trials-phone.png")
             phone.close()
 
-            # Compare the top three
-            for _ in range(3):
-                page.get_by_role("button", name="Add to compare").first.click()
-                page.wait_for_timeout(800)
-            page.get_by_role("button", name="Compare 3").click()
+            # Compare: opens on the study's top three
+            page.goto(f"{url}/health")
+            page.get_by_role("tab", name="Compare").click()
             expect(page.get_by_text("Training (dotted) and validation (solid) accuracy")).to_be_visible()
             stretch_shot(page, SHOTS / "compare.png", page.locator("[data-testid='stDataFrame']").first)
 

@@ -104,6 +104,22 @@ def test_trials_picked_in_the_gallery_open_side_by_side(home):
     assert [c for c in df.columns if c.startswith("#")] == [f"#{n}" for n in picks]
 
 
+def test_compare_never_calls_a_trial_without_health_figures_healthy(home):
+    fake = _study(home, n_complete=3)  # then one pruned (#3) and one failed (#4)
+    records = {r.number: r for r in load_records(NAME, fake.storage_url)}
+    assert records[3].state == "PRUNED" and records[4].state == "FAIL"
+    at = app(TRIALS)
+    for n in (0, 3, 4):
+        at.button(key=f"pick-{n}").click().run()
+    at.button(key=f"compare-{NAME}").click().run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert "#3: pruned before its last epoch, so its health was not measured" in captions
+    four = next(c for c in captions if c.startswith("#4: "))  # what went wrong, or that nothing was measured
+    assert "no health problems" not in four and ("diverged" in four or "not measured" in four), four
+    assert any(c.startswith("#0: ") for c in captions)
+
+
 # --------------------------------------------------------------------------- failed trials
 
 

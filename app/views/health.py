@@ -29,6 +29,14 @@ from core.study import FINISHED, TrialRecord
 MIN_IMPORTANCE_TRIALS = 5  # fANOVA on fewer complete trials says more about noise than about the params
 
 
+
+# Why a compared trial has no health figures (health is measured when a trial trains to its end).
+_NOT_MEASURED = {
+    "PRUNED": "pruned before its last epoch, so its health was not measured",
+    "FAIL": "failed, so its health was not measured",
+    "RUNNING": "still running: its health is measured when it finishes",
+}
+
 def _num_classes(config: StudyConfig | None) -> int | None:
     if config is None:
         return None
@@ -194,6 +202,9 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
     st.plotly_chart(acc, key="cmp-curves-accuracy")
     st.plotly_chart(FIG.make_compare_curves_figure(recs, "loss"), key="cmp-curves-loss")
     for rec in recs:
+        if rec.result is None or rec.health_score is None:  # nothing was measured: say so, never "healthy"
+            st.caption(f"#{rec.number}: " + _NOT_MEASURED.get(rec.state, "health was not measured"))
+            continue
         findings = diagnose(rec.result)
         worst = [f for f in findings if f.severity in ("critical", "warning")]
         st.caption(f"#{rec.number}: " + ("; ".join(FMT.plain(f.title) for f in worst) if worst else "no health problems found"))
