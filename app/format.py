@@ -76,6 +76,35 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
 
 
+def accuracy_margin(acc: float | None, n: int | None, z: float = 1.96) -> float | None:
+    """Half-width, in percentage points, of the 95 % Wilson interval of an accuracy measured on
+    ``n`` samples: how far the figure could move by the luck of which samples were drawn.
+    None when the sample count was not recorded."""
+    if acc is None or not n or not math.isfinite(acc):
+        return None
+    denom = 1 + z * z / n
+    half = z * math.sqrt(acc * (1 - acc) / n + z * z / (4 * n * n)) / denom
+    return 100 * half
+
+
+def difference_is_noise(a: float, n_a: int, b: float, n_b: int, z: float = 1.96) -> bool:
+    """Whether two accuracies measured on n_a and n_b samples differ by less than sampling noise
+    (a 95 % interval of their difference; with no samples recorded, nothing is called noise)."""
+    if not n_a or not n_b:
+        return False
+    p = (a * n_a + b * n_b) / (n_a + n_b)  # pooled: the chance both come from one accuracy
+    se = math.sqrt(max(p * (1 - p), 1e-12) * (1 / n_a + 1 / n_b))
+    return abs(a - b) < z * se
+
+
+def noise_text(acc: float | None, n: int | None) -> str:
+    """'± 1.8 points (95 %, 216 samples; one sample is 0.46 points)', or '' when unknown."""
+    m = accuracy_margin(acc, n)
+    if m is None:
+        return ""
+    return f"± {m:.1f} points (95 %, {n:,} samples; one sample is {100 / n:.2f} points)"
+
+
 def fmt_score(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.2f}"
 
@@ -290,8 +319,22 @@ def compare_rows(recs: Sequence[TrialRecord], config: StudyConfig | None) -> lis
         if better and row["differs"] and nums:
             lead = (max if better > 0 else min)(nums, key=lambda vn: vn[0])
             row["best"] = f"#{lead[1]}"
+            sizes = _SAMPLES.get(label)
+            if sizes is not None and len(nums) > 1:  # an accuracy: is the lead more than sampling noise?
+                by_number = {r.number: r for r in recs}
+                second = sorted(nums, key=lambda vn: vn[0], reverse=True)[1]
+                if difference_is_noise(lead[0], sizes(by_number[lead[1]]), second[0], sizes(by_number[second[1]])):
+                    row["best"] = f"#{lead[1]} (tie with #{second[1]}: within noise)"
         rows.append(row)
     return rows
+
+
+# The sample count behind each accuracy row of compare_rows (for telling a lead from noise).
+_SAMPLES = {
+    "validation accuracy": lambda r: r.result.val_samples if r.result else 0,
+    "test accuracy": lambda r: r.result.test_samples if r.result else 0,
+    "shifted accuracy": lambda r: r.result.test_samples if r.result else 0,  # the test split, damaged
+}
 
 
 def top_trials(records: Sequence[TrialRecord], config: StudyConfig | None, n: int) -> list[int]:

@@ -20,7 +20,7 @@ from streamlit.errors import StreamlitAPIException
 from app import PAGE_CONFIGURE, PAGE_HEALTH
 from app import state
 from app.figures import make_sparkline_figure
-from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, curve_of, best_of,
+from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, accuracy_margin, curve_of, best_of, noise_text,
                         finished_count, elapsed_seconds, eta_seconds, fmt_count, fmt_duration, fmt_pct, fmt_score,
                         key_params, machines, objective_name, plain, state_badge, tuned_names)
 from core import artifacts
@@ -324,13 +324,17 @@ def render_trial_card(rec: TrialRecord, study: str, config: StudyConfig | None, 
             st.progress(min(1.0, epoch / max(1, epochs)), text=text)
         if res is not None and rec.state == "COMPLETE":
             a, b = st.columns(2)
+            margin = accuracy_margin(res.val_accuracy, res.val_samples)
             a.metric("Val accuracy", fmt_pct(res.val_accuracy),
-                     help="Accuracy on the validation split: what the study optimises.")
+                     help="Accuracy on the validation split: what the study optimises."
+                          + (f" {noise_text(res.val_accuracy, res.val_samples)}: trials closer than this are a tie."
+                             if margin is not None else ""))
             b.metric("Health", fmt_score(res.health_score), help="Composite of the six health metrics (0–1).")
             blend = objective_text(rec, config)
             if blend:
                 st.markdown(blend)
-            st.caption(f"test {fmt_pct(res.test_accuracy)} · shifted {fmt_pct(res.shifted_accuracy)} · "
+            st.caption((f"val ± {margin:.1f} pts · " if margin is not None else "") +
+                       f"test {fmt_pct(res.test_accuracy)} · shifted {fmt_pct(res.shifted_accuracy)} · "
                        f"{fmt_count(res.param_count)} params · "
                        f"{fmt_duration(rec.duration_s)}")
         elif rec.state == "RUNNING" and not orphaned and len(curve) > 1:

@@ -198,6 +198,10 @@ class TrialResult:
     train_accuracy: float | None = None
     # accuracy on the data set's fixed, damaged copy of the test split (core.shift)
     shifted_accuracy: float | None = None
+    # how many samples the validation and test accuracies were measured on (0: not recorded, older
+    # results): what tells a real difference between two trials from sampling noise
+    val_samples: int = 0
+    test_samples: int = 0
     # validation accuracy of each class (recall), in class order; None where a class has no sample
     class_accuracy: list[float | None] = field(default_factory=list)
     # keys: loss, accuracy, val_loss, val_accuracy, lr; one value per epoch

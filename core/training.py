@@ -189,6 +189,7 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
     result.val_accuracy = float((val_pred.argmax(-1) == data.y_val).mean())
     result.val_loss = _xent(val_pred, data.y_val)
     result.test_accuracy = float((test_pred.argmax(-1) == data.y_test).mean())
+    result.val_samples, result.test_samples = int(len(data.y_val)), int(len(data.y_test))
     result.test_loss = _xent(test_pred, data.y_test)
     n_train_probe = min(len(data.x_train), max(len(data.x_val), 256))
     train_acc = float((_predict(model, data.x_train[:n_train_probe]).argmax(-1) == data.y_train[:n_train_probe]).mean())

@@ -101,6 +101,8 @@ def _fake_result(number: int, params: dict[str, Any], epochs: int, rng: random.R
         val_loss=hist["val_loss"][-1],
         test_accuracy=round(final_val - rng.uniform(0.0, 0.02), 4),
         shifted_accuracy=round(final_val - rng.uniform(0.1, 0.25), 4),
+        val_samples=216,  # digits' validation and test splits
+        test_samples=360,
         test_loss=hist["val_loss"][-1],
         history=hist,
         epochs_run=epochs,

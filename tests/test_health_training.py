@@ -57,6 +57,9 @@ def test_complete_trial_has_metrics_history_and_a_loadable_model(tmp_path, digit
     assert 0.0 <= result.health_score <= 1.0
     assert 0.0 <= result.val_accuracy <= 1.0 and 0.0 <= result.test_accuracy <= 1.0
     assert 0.0 <= result.shifted_accuracy <= 1.0
+    # the sample counts behind the accuracies (what tells a difference from noise on every screen)
+    assert (result.val_samples, result.test_samples) == (len(digits.y_val), len(digits.y_test))
+    assert round(result.val_accuracy * result.val_samples) == pytest.approx(result.val_accuracy * result.val_samples)
     assert len(result.class_accuracy) == 10 and all(v is None or 0 <= v <= 1 for v in result.class_accuracy)
     assert {"shifted"} <= set(result.timings)
     for layer in result.layers:

@@ -68,6 +68,10 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
     c[2].metric("Shifted accuracy", FMT.fmt_pct(res.shifted_accuracy), help=SHIFT_DESCRIPTION)
     c[3].metric("Health score", FMT.fmt_score(res.health_score), help=COMPOSITE_HELP)
     c[4].metric("Parameters", FMT.fmt_count(res.param_count))
+    noise = FMT.noise_text(res.val_accuracy, res.val_samples)
+    if noise:
+        st.caption(f"Validation accuracy {FMT.fmt_pct(res.val_accuracy)} {noise}: trials closer than this "
+                   "are a tie, whatever their order.")
 
     st.subheader("Diagnosis")
     W.render_findings(diagnose(res, _num_classes(config)))
