@@ -42,21 +42,9 @@ def train(home: Path) -> None:
 
 
 def stretch_shot(page, path: Path, ready=None) -> None:
-    """The whole screen: Streamlit scrolls inside its main container, so the viewport is
-    stretched to the content's height for the picture."""
-    from playwright.sync_api import expect
+    from tests.e2e.apprun import stretch_screenshot
 
-    if ready is not None:
-        expect(ready).to_be_visible()
-    page.wait_for_timeout(2000)  # charts and images finish their first draw
-    size = page.viewport_size
-    height = page.evaluate(
-        "() => Math.max(...['[data-testid=stMain]', '[data-testid=stAppViewContainer]', 'body']"
-        ".map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight))")
-    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 4000))})
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)
+    stretch_screenshot(page, path, ready, settle_ms=2000, max_height=4000)
     print("wrote", path.relative_to(ROOT))
 
 

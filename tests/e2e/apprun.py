@@ -55,6 +55,29 @@ def shots_dir() -> Path:
     return d
 
 
+def stretch_screenshot(page, path: Path, ready=None, settle_ms: int = 1500, max_height: int = 6000) -> Path:
+    """A screenshot of the whole screen once ``ready`` (a locator) shows.
+
+    Streamlit scrolls inside its main container, so a "full page" screenshot is only the
+    viewport: the viewport is stretched to the content's height for the shot instead.
+    """
+    from playwright.sync_api import expect
+
+    if ready is not None:
+        expect(ready).to_be_visible()
+    page.wait_for_timeout(settle_ms)  # let charts and images finish their first draw
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...['[data-testid=stMain]', '[data-testid=stAppViewContainer]', 'body']"
+        ".map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), max_height))})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

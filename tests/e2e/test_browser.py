@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.apprun import free_port, shots_dir, not_blank, start_app, stop_app
+from tests.e2e.apprun import free_port, not_blank, shots_dir, start_app, stop_app, stretch_screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,26 +46,8 @@ def _assert_not_blank(path: Path) -> None:
 
 
 def _shot(page, name: str, ready=None) -> Path:
-    """A screenshot of the whole screen once ``ready`` (a locator) shows, checked not blank.
-
-    Streamlit scrolls inside its main container, so a "full page" screenshot is only the
-    viewport: the viewport is stretched to the content's height for the shot instead.
-    """
-    from playwright.sync_api import expect
-
-    if ready is not None:
-        expect(ready).to_be_visible()
-    page.wait_for_timeout(1500)  # let charts and images finish their first draw
-    size = page.viewport_size
-    height = page.evaluate(
-        "() => Math.max(...['[data-testid=stMain]', '[data-testid=stAppViewContainer]', 'body']"
-        ".map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight))"
-    )
-    page.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 6000))})
-    page.wait_for_timeout(1000)
-    path = shots_dir() / f"{name}.png"
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)
+    """A screenshot of the whole screen once ``ready`` (a locator) shows, checked not blank."""
+    path = stretch_screenshot(page, shots_dir() / f"{name}.png", ready)
     _assert_not_blank(path)
     return path
 
