@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 
 from core.config import ConfigError, StudyConfig
 from core.health import METRIC_INFO
-from core.study import FINISHED, RunnerInfo, TrialRecord, best_record, budget_count
+from core.study import FINISHED, RunnerInfo, TrialRecord, budget_count
 
 # Live screens poll the storage this often while a study runs (and not at all when idle).
 # Every character Markdown, GitHub's autolinks, KaTeX ($) or Streamlit's directives (:red[..],
@@ -270,11 +270,6 @@ def metric_medians(records: Sequence[TrialRecord]) -> dict[str, float]:
         if vals:
             out[k] = statistics.median(vals)
     return out
-
-
-def best_of(records: Sequence[TrialRecord], config: StudyConfig | None) -> TrialRecord | None:
-    """The best trial under the study's mode: core.study's one rule (for foreign studies, by accuracy)."""
-    return best_record(records, config)
 
 
 # --------------------------------------------------------------------------- comparing trials

@@ -20,13 +20,13 @@ from streamlit.errors import StreamlitAPIException
 from app import PAGE_CONFIGURE, PAGE_HEALTH
 from app import state
 from app.figures import make_sparkline_figure
-from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, accuracy_margin, curve_of, best_of, noise_text,
+from app.format import (LIVE_INTERVAL_S, SEVERITY_ICON, STATES, accuracy_margin, curve_of, noise_text,
                         finished_count, elapsed_seconds, eta_seconds, fmt_count, fmt_duration, fmt_pct, fmt_score,
                         key_params, machines, objective_name, plain, state_badge, tuned_names)
 from core import artifacts
 from core.config import ConfigError, StudyConfig, TrialResult
 from core.health import METRIC_INFO
-from core.study import (LIVE_STATUSES, RunnerInfo, StudySummary, TrialRecord, budget_count, epochs_spent,
+from core.study import (LIVE_STATUSES, RunnerInfo, StudySummary, TrialRecord, best_record, budget_count, epochs_spent,
                         state_counts)
 
 if TYPE_CHECKING:
@@ -534,7 +534,7 @@ def study_end_message(name: str) -> tuple[str, str]:
             records = state.read_records(name)
         except KeyError:
             records = []
-        best = best_of(records, summary.config if summary else None)
+        best = best_record(records, summary.config if summary else None)
         tail = f": best trial #{best.number} at {fmt_pct(best.val_accuracy)} validation accuracy" if best else ""
         return f"Study {shown} finished{tail}", ":material/check_circle:"
     return f"Study {shown} {plain(status)}", ":material/stop_circle:"

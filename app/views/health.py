@@ -24,7 +24,7 @@ from core.config import ConfigError, StudyConfig
 from core.diagnosis import diagnose
 from core.health import COMPOSITE_HELP
 from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
-from core.study import FINISHED, TrialRecord
+from core.study import FINISHED, TrialRecord, best_record
 
 MIN_IMPORTANCE_TRIALS = 5  # fANOVA on fewer complete trials says more about noise than about the params
 
@@ -225,7 +225,7 @@ def main() -> None:
         return
     config = summary.config
     W.follow_study(name, records, summary, "the trial list and the study's charts")
-    best = FMT.best_of(records, config)
+    best = best_record(records, config)
     candidates = [r for r in records if r.result is not None and r.state in FINISHED]
     if not candidates:
         st.info("No trial has finished yet. Health is measured when a trial completes; watch the Trials screen.")

@@ -20,7 +20,7 @@ from app import state
 from core.config import MODE_HELP, PRUNER_HELP, PRUNING_MEASURED, SAMPLER_HELP, StudyConfig
 from core.health import COMPOSITE_HELP, METRIC_INFO, WEIGHTS, evidence_sentences
 from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
-from core.study import TrialRecord, epochs_spent
+from core.study import TrialRecord, best_record, epochs_spent
 from core.search_space import HYPERPARAMETERS, Hyperparameter
 
 APPLIES = {"image": "CNN (images)", "text": "LSTM (text)", "both": "CNN and LSTM"}
@@ -167,7 +167,7 @@ def main() -> None:
             W.follow_study(study, records, summary, "the charts")
     else:
         st.caption("No study yet: the explanations are below; charts appear once you run one.")
-    best = FMT.best_of(records, config)
+    best = best_record(records, config)
     tuned = set(FMT.tuned_names(config, records)) if study else set()
     kind = None
     if config is not None:

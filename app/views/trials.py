@@ -19,7 +19,7 @@ from app import figures as FIG
 from app import format as FMT
 from app import widgets as W
 from app import state
-from core.study import TrialRecord, pareto_front
+from core.study import TrialRecord, best_record, pareto_front
 
 FILTER_STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
 SORTS = {
@@ -43,7 +43,7 @@ def render_gallery(name: str, was_running: bool) -> None:
         st.rerun()  # the study ended: a full rerun switches the live refresh off
     interrupted = not running and summary is not None and summary.interrupted
     config = summary.config if summary else state.study_config(name)
-    best = FMT.best_of(records, config)
+    best = best_record(records, config)
     front = {r.number for r in pareto_front(records)} if config and config.mode == "pareto" else set()
 
     W.render_summary(records, config, best, summary.created if summary else None, running, interrupted)

@@ -35,7 +35,7 @@ from app import scene_component as SC
 from app import state
 from core import artifacts
 from core.architecture import ArchitectureVisualization, export_architecture_json
-from core.study import TrialRecord
+from core.study import TrialRecord, best_record
 from core.health import DEAD_LABELS, GRADIENT_HELP, UPDATE_RATIO_HELP
 from core.scene import COLOR_BY, export_filename
 
@@ -326,7 +326,7 @@ def watch_study(name: str, shown: int | None, numbers: list[int], follow: bool) 
     except KeyError:
         return
     done = [r.number for r in records if r.state == "COMPLETE" and r.result is not None]
-    best = FMT.best_of(records, summary.config if summary else None)
+    best = best_record(records, summary.config if summary else None)
     running = state.is_running(name, summary)
     if not running or done != numbers or (follow and best is not None and best.number != shown):
         st.rerun()
@@ -381,7 +381,7 @@ def main() -> None:
     if records is None:
         return
     running = state.is_running(name, summary)
-    best = FMT.best_of(records, summary.config)
+    best = best_record(records, summary.config)
     done = [r for r in records if r.state == "COMPLETE" and r.result is not None]
     if not done:
         st.info(f"Study **{FMT.plain(name)}** has no complete trial yet. A trial's network is drawn here once it completes"
