@@ -183,6 +183,7 @@ def study_folder_name(name: str) -> str:
 
 MODEL_FILE = "model.keras"
 RESULT_FILE = "result.json"
+INSIGHT_FILE = "insight.npz"
 TRIAL_PREFIX = "trial-"
 
 

@@ -193,7 +193,7 @@ def test_colour_by_and_layer_highlight_change_the_scene(home, records):
     at.session_state[f"viewer-layers-{STUDY}-{best.number}"] = {"selection": {"rows": [target], "columns": []}}
     at.run()
     assert not at.exception
-    assert f"highlighted: **{arch.layers[target].name}**" in captions(at)
+    assert f"selected: **{arch.layers[target].name}**" in captions(at)
     lit = scene_args(at)
     assert lit["highlight"] == arch.layers[target].layer_id and lit["scene_url"] == first["scene_url"]
 

@@ -124,8 +124,9 @@ def warm_up() -> threading.Thread:
 
 
 def render_scene(*, key: str, scene: str, arch: ArchitectureVisualization, meta_scene: tuple[str | None, str | None, dict],
-                 color_by: str, highlight: str | None, colorings: list[dict[str, str]], height: int) -> str:
-    """Draw the scene; returns the colouring the user chose in it (``color_by`` until they do).
+                 color_by: str, highlight: str | None, colorings: list[dict[str, str]], height: int) -> "ScenePick":
+    """Draw the scene; returns the colouring the user chose in it (``color_by`` until they do) and
+    the layer they last clicked in it (see :func:`scene_pick`).
 
     Args:
         key: The component's key; one per scene, so another trial gets a fresh frame.
@@ -144,5 +145,22 @@ def render_scene(*, key: str, scene: str, arch: ArchitectureVisualization, meta_
         stops=[score_color(i / 10) for i in range(11)], unknown_color=score_color(None), color_by=color_by,
         highlight=highlight, height=height,
     )
-    chosen = (value or {}).get("color_by") if isinstance(value, dict) else None
-    return chosen if chosen in {c["key"] for c in colorings} else color_by
+    return scene_pick(value, color_by, {c["key"] for c in colorings})
+
+
+class ScenePick(tuple):
+    """(colouring, clicked layer id or None, number of clicks so far): what the scene sent back."""
+
+    color_by = property(lambda self: self[0])
+    layer = property(lambda self: self[1])
+    picks = property(lambda self: self[2])
+
+
+def scene_pick(value: object, color_by: str, colorings: set[str]) -> ScenePick:
+    """Read the component's value: ``{"color_by", "layer", "pick"}`` (older frames send only color_by)."""
+    value = value if isinstance(value, dict) else {}
+    chosen = value.get("color_by")
+    layer = value.get("layer")
+    picks = value.get("pick")
+    return ScenePick((chosen if chosen in colorings else color_by, layer if isinstance(layer, str) else None,
+                      picks if isinstance(picks, int) and not isinstance(picks, bool) else 0))

@@ -7,13 +7,19 @@
  * are HTML over and under the canvas, so they stay readable at any width; labels that would
  * overlap are hidden (the layer table beside the scene names every layer).
  *
+ * Clicking a layer (its mesh, or its label) selects it: it is outlined here at once and the
+ * app hears of it ({layer, pick}) to show that layer's details; clicking it again clears it.
+ * A layer is found by projecting each mesh's bounding box to the screen (the nearest box that
+ * holds the click wins), so no vtk.js picker is needed; a drag that turns the camera is no click.
+ *
  * window.hpoScene exposes the state to the browser tests and the bench (applied: the last
  * restyle, with when it was drawn and painted; clickAt: when a colour button was clicked).
  */
 (function () {
   "use strict";
   var S = { args: null, sceneKey: null, ready: false, colorBy: null, pending: null, highlight: null,
-            rw: null, renderer: null, labels: [], restyles: 0, labelsShown: 0, applied: null };
+            rw: null, renderer: null, labels: [], restyles: 0, labelsShown: 0, applied: null,
+            pendingLayer: undefined, picks: 0 };
   window.hpoScene = S;
   var LABEL_MARGIN_Y = 38, LABEL_MARGIN_X = 30; // px kept free around the network for its labels
 
@@ -54,7 +60,59 @@
     if (key === S.colorBy) return;
     S.pending = key; // until the app's next args agree, they must not switch it back
     applyColour(key);
-    send("streamlit:setComponentValue", { value: { color_by: key }, dataType: "json" });
+    sendValue();
+  }
+
+  // What the app reads back: the colouring, the selected layer and how many picks were made
+  // (a new pick of the same layer still counts as one).
+  function sendValue() {
+    var layer = S.pendingLayer !== undefined ? S.pendingLayer : S.highlight;
+    send("streamlit:setComponentValue",
+         { value: { color_by: S.colorBy, layer: layer || null, pick: S.picks }, dataType: "json" });
+  }
+
+  function selectLayer(id) {
+    id = id === S.highlight ? null : id; // the selected layer again: clear
+    S.picks += 1;
+    S.pendingLayer = id;
+    S.highlight = id;
+    S.pickAt = now();
+    restyle();
+    sendValue();
+  }
+
+  // The layer under a click at (x, y) px of the stage: the nearest whose projected box holds it.
+  function layerAt(x, y) {
+    var W = $("stage").clientWidth, H = $("stage").clientHeight, r = S.renderer, actors = r.getActors();
+    var cam = r.getActiveCamera().getPosition(), best = null;
+    S.args.layers.forEach(function (lay) {
+      var b = actors[lay.mesh].getBounds(), x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+      [b[0], b[1]].forEach(function (bx) { [b[2], b[3]].forEach(function (by) { [b[4], b[5]].forEach(function (bz) {
+        var p = r.worldToNormalizedDisplay(bx, by, bz, W / H);
+        x0 = Math.min(x0, p[0] * W); x1 = Math.max(x1, p[0] * W);
+        y0 = Math.min(y0, (1 - p[1]) * H); y1 = Math.max(y1, (1 - p[1]) * H);
+      }); }); });
+      if (x < x0 || x > x1 || y < y0 || y > y1) return;
+      var c = [(b[0] + b[1]) / 2 - cam[0], (b[2] + b[3]) / 2 - cam[1], (b[4] + b[5]) / 2 - cam[2]];
+      var d = dot(c, c);
+      if (!best || d < best.d) best = { id: lay.id, d: d };
+    });
+    return best && best.id;
+  }
+
+  function listenForPicks() {
+    var stage = $("stage"), down = null;
+    stage.addEventListener("pointerdown", function (ev) { down = [ev.clientX, ev.clientY]; });
+    stage.addEventListener("pointerup", function (ev) {
+      if (!down || !S.ready) return;
+      var moved = Math.abs(ev.clientX - down[0]) + Math.abs(ev.clientY - down[1]);
+      down = null;
+      if (moved > 5) return; // a drag turned the camera
+      var box = stage.getBoundingClientRect();
+      var label = ev.target.closest && ev.target.closest(".lbl");
+      var id = label ? label.dataset.layer : layerAt(ev.clientX - box.left, ev.clientY - box.top);
+      if (id) selectLayer(id);
+    });
   }
 
   function applyColour(key) {
@@ -140,6 +198,7 @@
       S.renderer = r;
       S.ready = true;
       makeLabels();
+      listenForPicks();
       fit();
       restyle();
       $("view").style.visibility = "visible";
@@ -197,6 +256,7 @@
       var e = el("div", "lbl");
       e.append(el("b", null, lay.name), el("span", null, lay.text));
       e.dataset.layer = lay.id;
+      e.title = "Click to select " + lay.name;
       box.appendChild(e);
       return { lay: lay, i: i, el: e };
     });
@@ -258,7 +318,12 @@
       if (want === S.pending) S.pending = null;
       else want = S.pending;
     }
-    S.highlight = args.highlight || null;
+    var hl = args.highlight || null;
+    if (S.pendingLayer !== undefined) {
+      if (hl === S.pendingLayer) S.pendingLayer = undefined; // the app has caught up with the pick
+      else hl = S.pendingLayer;
+    }
+    S.highlight = hl;
     applyColour(want);
     setHeight();
   }

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
+from app import guide
 from app import PAGE_TRIALS
 from app import format as FMT
 from app import widgets as W
@@ -637,6 +638,7 @@ def render_manage(s, i: int, is_live: bool, label: tuple[str, str]) -> None:
 def main() -> None:
     st.title("Configure a study")
     st.caption("Choose data, a goal and a budget; HPO Studio trains the models and judges each on accuracy *and* health.")
+    guide.render()  # a first-time visitor's five steps (open while there is no study yet)
     top = st.container()  # why a study did not start is said here, once, where the page begins
     with top:
         apply_duplicate()

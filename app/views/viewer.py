@@ -7,7 +7,14 @@
   gradient health; a legend says what the colours mean.  The scene is a component
   (``app.scene_component``): built and sent once per trial, every colouring travelling with it,
   so switching colours or outlining a layer restyles it in the browser.
-* A layer table beside the scene: selecting a row outlines that layer in the scene.
+* A layer table beside the scene: selecting a row, or clicking a layer (or its label) in the
+  scene, outlines that layer and shows its details under the table: shape, parameters, its
+  health figures and what it made of the chosen example (feature maps, unit outputs with the
+  dead ones marked, an LSTM's hidden state over the words).
+* Inside the network (``app.inside``, from the trial's ``insight.npz``): pick a test example
+  (fixed probes, or a misclassified one, also reachable from the Health screen's "Look
+  inside"), see its output probabilities, every kept layer's output and the first conv
+  layer's learned filters.
 * Exports: architecture JSON, the ``.keras`` model, a PNG, GIF and MP4 orbits (captioned
   with the trial's metrics) and a standalone interactive HTML page.  Pictures and videos are
   rendered in a background thread (``app.export_jobs``; the renderer itself runs in a child
@@ -29,6 +36,7 @@ import streamlit as st
 
 from app import PAGE_TRIALS
 from app import format as FMT
+from app import inside as INSIDE
 from app import widgets as W
 from app import export_jobs as EJ
 from app import scene_component as SC
@@ -46,6 +54,9 @@ METRIC = "val_accuracy"  # the metric named in export file names (what the study
 EXPORT_POLL_S = 0.5  # progress refresh while an export renders
 _SHORT_TYPE = {"normalization": "norm", "global_pooling": "global pool"}
 _SEL_COLOR = "hpo.viewer.color_by"  # the colouring chosen in the scene; survives page switches
+_SEL_LAYER = "hpo.viewer.layer"  # {(study, trial): layer_id} selected in the table or the scene
+_SEEN_PICKS = "hpo.viewer.picks"  # {scene key: clicks already applied}
+INSIDE_REQUEST = "inside"  # {"study", "trial", "example"}: set by the Health screen's "Look inside"
 
 COLOR_LABEL = {
     "performance": "Performance",
@@ -250,12 +261,12 @@ def selected_layer(arch: ArchitectureVisualization, key: str) -> str | None:
     return arch.layers[rows[0]].layer_id if rows and 0 <= rows[0] < len(arch.layers) else None
 
 
-def render_layers(arch: ArchitectureVisualization, key: str) -> None:
+def render_layers(arch: ArchitectureVisualization, key: str, height: int | None = None) -> None:
     """The layer table, one row per drawn layer; selecting a row highlights it (:func:`selected_layer`)."""
     table = layer_table(arch)
     st.dataframe(
         table, key=key, on_select="rerun", selection_mode="single-row", hide_index=True, width="stretch",
-        height=min(SCENE_HEIGHT, 38 + 35 * len(table)),  # header + rows: no empty band under a short table
+        height=min(height or SCENE_HEIGHT, 38 + 35 * len(table)),  # header + rows: no empty band under a short table
         column_config={
             "layer": st.column_config.TextColumn(width=110),
             "type": st.column_config.TextColumn(width=75),
@@ -283,35 +294,92 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
                 "from its reproduce config (Trials → Files).", icon=":material/history:")
         render_model_download(study, rec)
         return
+    insight = INSIDE.insight_of(rec)
+    example = pick_example(study, rec, insight)
+    # A fragment: a colour button, a table selection or a click in the scene reruns only the
+    # scene, the table, the layer details and the exports, not the pickers above.
+    st.fragment(render_scene_and_table)(study, rec, arch, example.index if example is not None else None)
+    if insight is not None and example is not None:
+        with st.expander(f"Inside the network: every layer for test example #{example.index}", icon=":material/biotech:"):
+            INSIDE.render_inside(insight, example, key=f"inside-{study}-{rec.number}-{example.index}")
 
-    # A fragment: a colour button or a table selection reruns only the scene, the table and the
-    # exports, not the study and trial pickers above (less work before the highlight is restyled).
-    st.fragment(render_scene_and_table)(study, rec, arch)
+
+def pick_example(study: str, rec: TrialRecord, insight) -> "INSIDE.INS.Example | None":
+    """The example whose path through the network is shown: a fixed probe or a misclassified one."""
+    if insight is None or not insight.examples:
+        st.caption("This trial kept no examples to look inside (trained before HPO Studio recorded them, or its "
+                   "folder was removed): the scene and the layers' health figures are all there is.")
+        return None
+    key = f"viewer-example-{study}-{rec.number}"
+    indices = [e.index for e in insight.examples]
+    request = st.session_state.get(INSIDE_REQUEST)
+    if isinstance(request, dict) and request.get("study") == study and request.get("trial") == rec.number:
+        if request.get("example") in indices:
+            st.session_state[key] = request["example"]
+        st.session_state.pop(INSIDE_REQUEST, None)
+    if st.session_state.get(key) not in indices:
+        st.session_state[key] = indices[0]
+    by_index = {e.index: e for e in insight.examples}
+    n_wrong = sum(e.role == "misclassified" for e in insight.examples)
+    c1, c2 = st.columns([3, 2], vertical_alignment="top")
+    chosen = c1.selectbox("Example to look inside", indices, key=key,
+                          format_func=lambda i: INSIDE.example_label(insight, by_index[i]),
+                          help=f"{sum(e.role == 'probe' for e in insight.examples)} fixed probe examples (the same test "
+                               f"inputs for every trial of this data set) and {n_wrong} of the test examples this model "
+                               "got wrong, most confident mistakes first. Select a layer in the table or click it in the "
+                               "scene to see what it made of this example.")
+    with c2:
+        INSIDE.render_example_input(insight, by_index[chosen])
+    return by_index[chosen]
 
 
-def render_scene_and_table(study: str, rec: TrialRecord, arch: ArchitectureVisualization) -> None:
-    """The scene beside the layer table, then the exports of what the scene shows."""
-    # The colouring is chosen in the scene's own buttons and switched there; it comes back here
-    # (for the exports) with the next rerun.  The table's selection is read before the table is
-    # drawn, so the scene is sent first; both only restyle the scene in the browser.
-    color_by = st.session_state.get(_SEL_COLOR, "health")
+def render_scene_and_table(study: str, rec: TrialRecord, arch: ArchitectureVisualization, example: int | None = None) -> None:
+    """The scene beside the layer table and the selected layer's details, then the exports of what the scene shows."""
+    # The colouring is chosen in the scene's own buttons and switched there; a click on a layer
+    # selects it there too.  Both come back in the component's value, read here before the
+    # scene is sent so the arguments agree with what the browser already shows.
+    stamp = rec.complete.isoformat() if rec.complete else ""
+    key = SC.scene_key(state.storage_url(), study, rec.number, stamp, arch)
+    comp_key = f"viewer-scene-{key}"
+    colorings = {c["key"] for c in COLORINGS}
+    pick = SC.scene_pick(st.session_state.get(comp_key), st.session_state.get(_SEL_COLOR, "health"), colorings)
     table_key = f"viewer-layers-{study}-{rec.number}"
-    highlight = selected_layer(arch, table_key)
+    # The last of the two events wins: a click in the scene, or a change of the table's selection.
+    seen = dict(st.session_state.get(_SEEN_PICKS) or {})
+    layers = dict(st.session_state.get(_SEL_LAYER) or {})
+    here = (study, rec.number)
+    if pick.picks > seen.get(key, 0):
+        layers[here] = pick.layer if pick.layer is None or arch.layer(pick.layer) else None
+        seen[key] = pick.picks
+    in_table = selected_layer(arch, table_key)
+    if seen.get(table_key, None) != in_table:
+        layers[here] = in_table
+    seen[table_key] = in_table
+    st.session_state[_SEEN_PICKS], st.session_state[_SEL_LAYER] = seen, layers
+    highlight = layers.get(here)
+    if highlight is not None and arch.layer(highlight) is None:
+        highlight = None
     left, right = st.columns(2, gap="small")
     with left:
-        stamp = rec.complete.isoformat() if rec.complete else ""
-        key = SC.scene_key(state.storage_url(), study, rec.number, stamp, arch)
         with st.container(key="viewer-scene"):
-            color_by = SC.render_scene(key=f"viewer-scene-{key}", scene=key, arch=arch, meta_scene=SC.scene_files(key, arch),
-                                       color_by=color_by, highlight=highlight, colorings=COLORINGS, height=SCENE_HEIGHT)
+            color_by = SC.render_scene(key=comp_key, scene=key, arch=arch, meta_scene=SC.scene_files(key, arch),
+                                       color_by=pick.color_by, highlight=highlight, colorings=COLORINGS,
+                                       height=SCENE_HEIGHT).color_by
         st.session_state[_SEL_COLOR] = color_by
-        st.caption("Drag to rotate · scroll to zoom · shift+drag to pan"
-                   + (f" · highlighted: **{FMT.plain(arch.layer(highlight).name)}**" if highlight else ""))
+        st.caption("Drag to rotate · scroll to zoom · shift+drag to pan · click a layer to select it"
+                   + (f" · selected: **{FMT.plain(arch.layer(highlight).name)}**" if highlight else ""))
     with right:
         st.markdown(f"**Layers** · {FMT.plain(arch.architecture_type)} · {len(arch.layers)} drawn · "
                     f"{arch.total_parameters:,} parameters")
-        render_layers(arch, key=table_key)
-        st.caption("Select a row to outline that layer in the scene; select it again to clear.")
+        render_layers(arch, key=table_key, height=None if highlight is None else 220)
+        if highlight is None:
+            st.caption("Select a row, or click a layer in the scene, to outline it and see its details here.")
+        else:
+            with st.container(key="viewer-layer-details"):
+                insight = INSIDE.insight_of(rec)
+                ex = INSIDE.example_by_index(insight, example) if insight is not None else None
+                INSIDE.render_layer_details(arch.layer(highlight), insight, ex,
+                                            key=f"details-{study}-{rec.number}-{highlight}-{example}")
     render_downloads(study, rec, arch, color_by, highlight)
 
 
@@ -373,6 +441,13 @@ def pick_trial(name: str, done: list[TrialRecord], best: TrialRecord | None) -> 
 
 def main() -> None:
     st.title("3D network viewer")
+    request = st.session_state.get(INSIDE_REQUEST)
+    if isinstance(request, dict) and isinstance(request.get("study"), str):
+        # "Look inside" on the Health screen: this study, this trial (not the best), this example
+        state.select_study(request["study"])
+        state.select_trial(request["study"], request.get("trial"))
+        st.session_state[f"viewer-follow-{request['study']}"] = False
+        st.session_state.pop(f"viewer-trial-{request['study']}", None)
     summary = W.pick_study("viewer-study")
     if summary is None:
         return
