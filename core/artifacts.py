@@ -5,6 +5,7 @@ Layout (``Settings.study_dir(name)`` = ``<HPO_HOME>/runs/<slug>-<hash>/``, uniqu
     runs/<slug>-<hash>/
         trial-0000/model.keras     the trained model (kept for the best k trials only)
         trial-0000/result.json     the TrialResult (always kept)
+        trial-0000/insight.npz     what the model does with test inputs (core.insight; always kept)
         ...
 
 :func:`save_result` is the one writer of ``result.json``: ``run_trial``, the RunPod client and the
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from core.config import ConfigError, StudyConfig, TrialResult, check_study_name, safe_name, to_json
 from core.paths import (  # noqa: F401
+    INSIGHT_FILE,
     MODEL_FILE,
     RESULT_FILE,
     download_name,
@@ -105,6 +107,62 @@ def prune_models(study_dir: Path, keep: Iterable[int], *, only: Iterable[int] | 
     if removed:
         log.info("keep-best-k: removed %d model file(s) from %s", len(removed), folder)
     return removed
+
+
+def insight_path(result: TrialResult | None) -> Path | None:
+    """The trial's ``insight.npz`` (beside its result.json) if it exists; older and failed trials have none."""
+    if result is None or not (result.result_path or result.model_path):
+        return None
+    path = Path(result.result_path or result.model_path).parent / INSIGHT_FILE
+    return path if path.is_file() else None
+
+
+def insight_report(study: str, result: TrialResult | None) -> dict[str, Any] | None:
+    """Where a trial's model goes wrong, as a JSON-able dict; None without an insight file.
+
+    The test split's confusion matrix (rows true class, columns predicted), per-class test
+    accuracy with sample counts, and the misclassified examples kept (most confident first),
+    with the study, trial and headline accuracies.
+    """
+    from core import insight as I
+
+    path = insight_path(result)
+    got = I.load(path) if path is not None else None
+    if got is None or result is None:
+        return None
+    return {"study": study, "trial": result.trial_number, "dataset": result.dataset,
+            "val_accuracy": result.val_accuracy, "test_accuracy_reported": result.test_accuracy,
+            "exported_at": dt.datetime.now().isoformat(timespec="seconds"), **I.class_report(got)}
+
+
+def insight_json(study: str, result: TrialResult | None) -> tuple[str, bytes] | None:
+    """``(file name, bytes)`` of :func:`insight_report` for a download button; None without insight."""
+    report = insight_report(study, result)
+    if report is None or result is None:
+        return None
+    name = download_name(study, "errors", "json", trial=result.trial_number, metric="val_accuracy",
+                         value=result.val_accuracy)
+    return name, json.dumps(report, indent=2).encode("utf-8")
+
+
+def insight_csv(study: str, result: TrialResult | None) -> tuple[str, bytes] | None:
+    """``(file name, bytes)``: per-class test accuracy and the confusion matrix row of each class, as CSV."""
+    report = insight_report(study, result)
+    if report is None or result is None:
+        return None
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    names = report["class_names"]
+    w.writerow(["class", "name", "test_samples", "correct", "accuracy", *[f"predicted {n}" for n in names]])
+    for row, counts in zip(report["per_class"], report["confusion"]):
+        acc = "" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        w.writerow([row["class"], row["name"], row["test_samples"], row["correct"], acc, *counts])
+    name = download_name(study, "per-class", "csv", trial=result.trial_number, metric="val_accuracy",
+                         value=result.val_accuracy)
+    return name, buf.getvalue().encode("utf-8")
 
 
 # --------------------------------------------------------------------------- exports
@@ -225,8 +283,8 @@ def export_study(
     """Write a study's CSV table, JSON document, best model and its reproduction spec into ``out_dir``.
 
     Returns:
-        ``{"csv": ..., "json": ..., "model": ..., "config": ...}`` (model/config only when a best
-        trial with a kept model exists).
+        ``{"csv": ..., "json": ..., "model": ..., "config": ..., "errors": ...}`` (model/config only
+        when a best trial with a kept model exists; errors, :func:`insight_json`, when it has an insight).
     """
     from core.study import best_record, config_of, load_records, load_study
 
@@ -251,6 +309,11 @@ def export_study(
         cfg_path = out / download_name(name, "config", "json", trial=best.number, when=when)
         cfg_path.write_text(json.dumps(reproduce_config(best), indent=2))
         written["config"] = cfg_path
+        errors = insight_json(name, best.result)
+        if errors is not None:
+            err_path = out / errors[0]
+            err_path.write_bytes(errors[1])
+            written["errors"] = err_path
         src = model_path(best.result)
         if src is not None:
             dst = out / model_download_name(name, best.number, best.val_accuracy, when=when)

@@ -8,6 +8,7 @@ file a user downloads, so the same model has the same name on every screen::
         trial-0007/                         trial_folder_name(7)
             model.keras                     MODEL_FILE (kept for the best k trials only)
             result.json                     RESULT_FILE (always; written by core.artifacts.save_result)
+            insight.npz                     INSIGHT_FILE (with result.json of a complete trial; core.insight)
 
     <study>_<what>[_trial-NNNN][_<metric>-<value>]_<YYYYmmdd-HHMMSS>.<ext>   download_name(...)
 """
@@ -183,7 +184,7 @@ def study_folder_name(name: str) -> str:
 
 MODEL_FILE = "model.keras"
 RESULT_FILE = "result.json"
-INSIGHT_FILE = "insight.npz"
+INSIGHT_FILE = "insight.npz"  # what the model does with test inputs (core.insight); never pruned
 TRIAL_PREFIX = "trial-"
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from core import health as H
 from core.artifacts import save_result
 from core.config import ConfigError, LayerHealth, Settings, TrialResult, TrialSpec
-from core.paths import MODEL_FILE, RESULT_FILE, health_stats_file
+from core.paths import INSIGHT_FILE, MODEL_FILE, RESULT_FILE, health_stats_file
 
 log = logging.getLogger("hpo.training")
 
@@ -249,6 +249,18 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
     except Exception:  # noqa: BLE001 - a drawing problem must not lose a trained trial
         log.warning("trial %s: could not describe the architecture for 3D:\n%s", spec.trial_number, traceback.format_exc())
 
+    # What the model does with test inputs (issue 14), made while it is in memory, from the test
+    # probabilities computed above (the test set is not run twice).
+    insight = None
+    t = time.perf_counter()
+    try:
+        from core.insight import collect
+
+        insight = collect(model, units, data, test_pred, unit_stats)
+    except Exception:  # noqa: BLE001 - like the architecture: a nicety must not lose a trained trial
+        log.warning("trial %s: could not collect the insight data:\n%s", spec.trial_number, traceback.format_exc())
+    timings["insight"] = time.perf_counter() - t
+
     if spec.save_model:
         t = time.perf_counter()
         out = _result_dir(spec, settings)
@@ -257,6 +269,13 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
         model.save(model_path)
         result.model_path = str(model_path)
         result.result_path = str(out / RESULT_FILE)  # written by save_result when the trial is done
+        if insight is not None:
+            try:
+                from core.insight import save as save_insight
+
+                save_insight(insight, out / INSIGHT_FILE)
+            except Exception:  # noqa: BLE001 - a full disk here must not lose the trained trial
+                log.warning("trial %s: could not write %s:\n%s", spec.trial_number, INSIGHT_FILE, traceback.format_exc())
         timings["save"] = time.perf_counter() - t
 
 

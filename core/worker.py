@@ -77,7 +77,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import ConfigError, TrialResult, TrialSpec  # noqa: E402 - after the sys.path fix
-from core.model_codec import encode_model  # noqa: E402
+from core.model_codec import encode_insight, encode_model  # noqa: E402
+from core.paths import INSIGHT_FILE  # noqa: E402
 
 log = logging.getLogger("hpo.worker")
 
@@ -291,6 +292,9 @@ def run_job(
                                 f"after {result.epochs_run} of {spec.epochs} epochs")
             model = (encode_model(Path(result.model_path) if result.model_path else None)
                      if spec.save_model and result.status == "complete" else {"model": None})
+            # the insight (core.insight) is written beside the model: it rides along the same way
+            insight = (encode_insight(Path(result.model_path).parent / INSIGHT_FILE)
+                       if spec.save_model and result.status == "complete" and result.model_path else {"insight": None})
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE_TMP.discard(tmp)
@@ -298,7 +302,7 @@ def run_job(
     result.executor = "runpod"
     result.model_path = None  # worker-local paths mean nothing to the client
     result.result_path = None
-    output: dict[str, Any] = {"result": result.to_dict(), **model}
+    output: dict[str, Any] = {"result": result.to_dict(), **model, **insight}
     output["worker"] = {
         "host": socket.gethostname(),
         "concurrency": worker_concurrency(),

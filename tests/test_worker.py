@@ -136,6 +136,14 @@ def test_handler_trains_and_returns_result_and_model(tmp_path, monkeypatch, clea
     model = keras.models.load_model(path)
     assert model.count_params() == result.param_count
 
+    # the insight rides along like the model (size + SHA-256) and reads back on the client side
+    from core import insight
+
+    assert out["insight"] == model_codec.MODEL_INLINE and out["insight_bytes"] > 0
+    got = insight.load(model_codec.decode_insight(out, tmp_path / "insight.npz"))
+    assert got is not None and int(got.confusion.sum()) == result.test_samples
+    assert int(got.confusion.trace()) == round(result.test_accuracy * result.test_samples)
+
 
 @pytest.mark.tf
 def test_cancelling_the_handler_stops_training(monkeypatch, clear_keras):
@@ -305,6 +313,11 @@ def test_study_through_the_sdk_local_server(sdk_server, hpo_home, clear_keras):
             remote = next((e.result for e in executor.events(1.0) if isinstance(e, DoneEvent)), None)
         assert remote is not None and remote.status == "complete", remote
         assert Path(remote.model_path).is_file()
+        # the trial's insight came back with the job output and was written beside the model
+        from core import insight
+
+        got = insight.load(Path(remote.model_path).parent / "insight.npz")
+        assert got is not None and int(got.confusion.sum()) == remote.test_samples
         local = run_trial(tiny_spec(epochs=3, trial_number=99, study="parity", artifacts_dir=str(hpo_home / "parity-local")))
         assert abs(local.test_accuracy - remote.test_accuracy) * 100 < 0.5, (local.test_accuracy, remote.test_accuracy)
     finally:

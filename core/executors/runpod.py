@@ -53,8 +53,8 @@ import requests
 from core.artifacts import save_result
 from core.config import ConfigError, Settings, TrialResult, TrialSpec
 from core.executors.base import DoneEvent, EpochEvent, Event, Executor, ExecutorFull, failed_result
-from core.model_codec import MODEL_TOO_LARGE, decode_model
-from core.paths import MODEL_FILE, trial_dir
+from core.model_codec import MODEL_TOO_LARGE, decode_insight, decode_model
+from core.paths import INSIGHT_FILE, MODEL_FILE, trial_dir
 
 if TYPE_CHECKING:
     from core.config import StudyConfig
@@ -989,6 +989,10 @@ class RunPodExecutor(Executor):
                 "trial %d: model.keras (%s bytes) was too large to return inline; metrics kept, model not downloaded",
                 job.trial, output.get("model_bytes"),
             )
+        try:
+            decode_insight(output, folder / INSIGHT_FILE)
+        except (ValueError, OSError) as exc:
+            log.warning("trial %d: %s from RunPod not saved: %s", job.trial, INSIGHT_FILE, exc)
         try:
             save_result(result, folder)
         except OSError as exc:
