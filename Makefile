@@ -22,7 +22,7 @@ install-dev: $(BIN)/.installed-dev
 
 ## run: the app on the embedded default data set (digits), at http://localhost:$(PORT)
 run: install
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+	$(BIN)/python -m app.serve --server.port $(PORT)
 
 ## test: every test, browser tests included (needs Debian's chromium; see README)
 test: install-dev

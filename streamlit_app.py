@@ -7,7 +7,11 @@ file-based pages, DESIGN.md).
 
 from pathlib import Path
 
-import streamlit as st
+from app import serve
+
+serve.wait()  # `make run` imports the screens' modules as the server starts: never alongside it
+
+import streamlit as st  # noqa: E402
 
 from app import PAGE_CONFIGURE, PAGE_HEALTH, PAGE_LEARN, PAGE_TRIALS, PAGE_VIEWER, state
 from app.scene_component import warm_up as warm_up_scenes

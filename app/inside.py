@@ -273,7 +273,7 @@ def render_example_input(ins: INS.Insight, ex: INS.Example) -> None:
     st.markdown(f"Test example #{ex.index} · {verdict} ({ex.confidence:.0%} sure)")
     pic = input_picture(ex)
     if pic is not None:
-        st.image(pic, width=min(168, pic.shape[1]))
+        st.image(pic, width=min(168, pic.shape[1]), output_format="PNG")
     elif ex.words is not None:
         st.markdown("> " + FMT.plain(" ".join(ex.words), limit=600))
 
@@ -286,7 +286,7 @@ def render_layer_outputs(ins: INS.Insight, ex: INS.Example, name: str, *, key: s
         return False
     if lay.layer_type == "conv2d":
         n = out.shape[-1]
-        st.image(tile_grid(out, lay.dead[:n], lay.saturated[:n]),
+        st.image(tile_grid(out, lay.dead[:n], lay.saturated[:n]), output_format="PNG",
                  caption=f"{name}: feature maps for this example ({n} of {lay.units} channels; brighter = stronger)")
     elif lay.layer_type == "dense":
         st.plotly_chart(dense_figure(out, lay.dead, lay.saturated, name), key=f"{key}-dense", width="stretch",
@@ -326,7 +326,7 @@ def render_inside(ins: INS.Insight, ex: INS.Example, *, key: str) -> None:
         render_layer_outputs(ins, ex, lay.name, key=f"{key}-{lay.name}")
     if ins.filters is not None:
         n = ins.filters.shape[-1]
-        st.image(filter_grid(ins.filters),
+        st.image(filter_grid(ins.filters), output_format="PNG",
                  caption=f"{ins.filters_layer}: the {n} learned filters of the first conv layer "
                          f"({ins.filters.shape[0]}×{ins.filters.shape[1]} pixels each"
                          + (", in colour" if ins.filters.shape[2] == 3 else ", averaged over input channels"

@@ -309,7 +309,7 @@ def measure(browser, root: Path, home: Path, v: Variant, repeat: int) -> dict:
         again = [open_viewer(browser, url, v, context=returning) for _ in range(repeat)]
         returning.close()
         acts = interact(browser, url, v)
-        narrow = [fits(browser, url, v, w) for w in (390, 768)] if v.component else []
+        narrow = [fits(browser, url, v, w) for w in (390, 768)] if v.component and v.name == "after" else []
         plain = [open_plain(browser, url, "learn") for _ in range(repeat)]
     finally:
         stop_app(proc)
@@ -340,7 +340,7 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
-def table(got: dict, repeat: int, scene_kb: float) -> str:
+def table(got: dict, repeat: int, scene_kb: float, before: str = BEFORE) -> str:
     """The README's markdown table: after, before, target, met."""
     med = statistics.median
     a, b = got["after"], got.get("before")
@@ -353,7 +353,7 @@ def table(got: dict, repeat: int, scene_kb: float) -> str:
         return f"| {name} | {_fmt(x)} | {_fmt(y)} | {tgt} | {met} | {note} |"
 
     lines = [
-        "| in the browser, seconds | after (component) | before (" + BEFORE + ") | target | met | note |",
+        "| in the browser, seconds | this checkout | before (" + before + ") | target | met | note |",
         "|---|---|---|---|---|---|",
         row("recolour: click event → restyled scene painted (the page's clocks)",
             lambda g: _med_or_none(g["recolour_in_page"]), TARGETS["recolour"], "median of 3 colourings"),
@@ -391,6 +391,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="new tabs to time per kind (median)")
     parser.add_argument("--no-before", action="store_true", help=f"skip the viewer as it was at {BEFORE}")
+    parser.add_argument("--before", default=BEFORE, help=f"the commit to compare with (default {BEFORE}, the last "
+                        "before the scene component)")
     parser.add_argument("--write", action="store_true", help="write the table into bench/README.md")
     args = parser.parse_args()
 
@@ -412,21 +414,24 @@ def main() -> None:
             load.append(os.getloadavg()[0])
             print("after:", json.dumps(got["after"]), flush=True)
             if not args.no_before:
-                old = _unpack(BEFORE, Path(tmp) / "before")
-                got["before"] = measure(browser, old, home, Variant("before", False), args.repeat)
+                old = _unpack(args.before, Path(tmp) / "before")
+                got["before"] = measure(browser, old, home,
+                                        Variant("before", (old / "app" / "scene_component").is_dir()), args.repeat)
                 load.append(os.getloadavg()[0])
                 print("before:", json.dumps(got["before"]), flush=True)
             browser.close()
 
-    text = table(got, args.repeat, _browser_scene_kb(layout))
+    text = table(got, args.repeat, _browser_scene_kb(layout), args.before)
     when = time.strftime("%Y-%m-%d %H:%M")
-    footer = (f"`python bench/bench_viewer.py --repeat {args.repeat}`, {when} UTC, one run, both servers on the "
+    footer = (f"`python bench/bench_viewer.py --repeat {args.repeat}"
+              + ("" if args.before == BEFORE else f" --before {args.before}") + f"`, {when} UTC, one run, both servers on the "
               f"same HPO_HOME (trial #{trial}); load average {min(load):.1f}–{max(load):.1f}; python "
               f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, Chromium headless (software WebGL).")
     print("\n" + text + "\n\n" + footer)
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
-    (out / "viewer.json").write_text(json.dumps({"when": when, "load": load, "repeat": args.repeat, **got}, indent=1))
+    (out / "viewer.json").write_text(json.dumps({"when": when, "load": load, "repeat": args.repeat,
+                                                 "before_commit": args.before, **got}, indent=1))
     if args.write:
         readme = ROOT / "bench" / "README.md"
         body = readme.read_text()

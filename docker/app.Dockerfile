@@ -23,10 +23,12 @@ COPY .streamlit ./.streamlit
 COPY app ./app
 COPY core ./core
 
-# static: the 3D viewer writes vtk.js there at start (served at app/static/)
-RUN useradd --create-home --uid 1000 studio && mkdir -p /data /app/static && chown studio /data /app/static
+# app/scene_component/cache: the 3D viewer writes vtk.js and each trial's scene there (served with
+# the component); it must be writable by the app's user, or the viewer has no script to load
+RUN useradd --create-home --uid 1000 studio && mkdir -p /data /app/app/scene_component/cache \
+    && chown studio /data /app/app/scene_component/cache
 USER 1000
 VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s CMD ["curl", "-fsS", "http://localhost:8501/_stcore/health"]
-CMD ["streamlit", "run", "streamlit_app.py", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true"]
+CMD ["python", "-m", "app.serve", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true"]

@@ -311,3 +311,137 @@ def test_follow_best_switches_to_a_better_trial(tmp_path, monkeypatch):
     from app.scene_component import FOLDER
 
     assert scene_actors((FOLDER / args["scene_url"]).read_bytes()) == 2 * len(layout.layers) + 1
+
+
+# --------------------------------------------------------------------------- inside the network (issue 14)
+
+
+def _images(at: AppTest) -> list:
+    return at.get("image")
+
+
+def _image_captions(at: AppTest) -> str:
+    return "\n".join(c for i in _images(at) for c in i.captions)
+
+
+def _select_layer(at: AppTest, arch, number: int, study: str, name: str) -> None:
+    row = next(i for i, lay in enumerate(arch.layers) if lay.name == name)
+    at.session_state[f"viewer-layers-{study}-{number}"] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.slow  # the module's real study trains for ~20-40 s, once
+def test_inside_a_cnn_example_feature_maps_and_dead_channels(home, records):
+    from app import inside as INSIDE
+    from core.health import dead_units  # noqa: F401 - the masks come from the same rule (tests/test_insight.py)
+
+    done, best = records
+    rec = done[best.number]
+    ins = INSIDE.INS.load(INSIDE.insight_path(rec))
+    assert ins is not None and ins.kind == "image"
+    at = run_viewer()
+    picker = at.selectbox(key=f"viewer-example-{STUDY}-{best.number}")
+    assert picker.options and len(picker.options) == len(ins.examples)
+    assert picker.value == str(ins.examples[0].index) or picker.value == ins.examples[0].index
+    # a misclassified example, as the Health screen's "Look inside" would choose it
+    wrong = next((e for e in ins.examples if not e.correct), ins.examples[-1])
+    picker.select(wrong.index).run()
+    assert not at.exception
+    verdict = "\n".join(m.value for m in at.markdown)
+    assert f"Test example #{wrong.index}" in verdict
+    assert ("wrong" in verdict) == (not wrong.correct)
+    # the input is drawn (an 8x8 digit scaled with square pixels)
+    assert any(not any(i.captions) for i in _images(at))
+
+    arch = arch_of(rec)
+    conv = next(lay for lay in ins.layers if lay.layer_type == "conv2d")
+    _select_layer(at, arch, best.number, STUDY, conv.name)
+    caps = _image_captions(at)
+    assert f"{conv.name}: feature maps for this example" in caps
+    n_dead = int(conv.dead.sum())
+    assert f"{n_dead} of {conv.units} channels dead" in "\n".join(m.value for m in at.markdown) + captions(at)
+    lay = arch.layer(next(x.layer_id for x in arch.layers if x.name == conv.name))
+    assert f"{lay.parameters:,} parameters" in "\n".join(m.value for m in at.markdown)
+
+    # a layer without units (flatten/pooling): its facts, and a line saying what is kept
+    other = next(x for x in arch.layers if x.name not in {u.name for u in ins.layers} and x.layer_type != "input")
+    _select_layer(at, arch, best.number, STUDY, other.name)
+    assert "Outputs are kept for the layers with units" in captions(at)
+
+    # the panel with every layer: output probabilities, each kept layer, the first conv filters
+    panel = next(e for e in at.expander if e.label.startswith("Inside the network"))
+    assert str(wrong.index) in panel.label
+    assert "learned filters of the first conv layer" in _image_captions(at)
+
+
+@pytest.mark.slow  # the module's real study trains for ~20-40 s, once
+def test_a_click_in_the_scene_selects_the_layer_and_look_inside_opens_the_example(home, records):
+    done, best = records
+    rec = done[best.number]
+    arch = arch_of(rec)
+    from app import inside as INSIDE
+
+    ins = INSIDE.INS.load(INSIDE.insight_path(rec))
+    other = next(n for n in done if n != best.number)
+    other_ins = INSIDE.INS.load(INSIDE.insight_path(done[other]))
+    # "Look inside" on the Health screen: another trial (not the best), its last example
+    at = AppTest.from_file(VIEWER, default_timeout=TIMEOUT)
+    at.session_state["inside"] = {"study": STUDY, "trial": other, "example": other_ins.examples[-1].index}
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key=f"viewer-trial-{STUDY}").value == other
+    assert at.selectbox(key=f"viewer-example-{STUDY}-{other}").value == other_ins.examples[-1].index
+    assert "inside" not in at.session_state  # the request is used once
+
+    # the scene reports a click on a dense layer: the app selects it and shows its unit outputs
+    at = run_viewer()
+    args = scene_args(at)
+    dense = next(lay for lay in ins.layers if lay.layer_type == "dense")
+    layer_id = next(x.layer_id for x in arch.layers if x.name == dense.name)
+    from app.scene_component import scene_key
+
+    url = S.resolve_url(None, Settings(home=home))
+    comp_key = f"viewer-scene-{scene_key(url, STUDY, best.number, rec.complete.isoformat(), arch)}"
+    at.session_state[comp_key] = {"color_by": args["color_by"], "layer": layer_id, "pick": 1}
+    at.run()
+    assert not at.exception
+    assert scene_args(at)["highlight"] == layer_id
+    assert f"selected: **{dense.name}**" in captions(at)
+    assert any(c.proto.spec and f"{dense.name}: each unit" in c.proto.spec
+               for c in at.get("plotly_chart"))
+
+
+def make_text_study(home: Path, name: str = "txt") -> None:
+    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("HPO_STORAGE", None)
+    cmd = [sys.executable, "-m", "core", "optimize", "--dataset", "synthetic_text", "--trials", "1", "--epochs", "1",
+           "--max-samples", "300", "--name", name, "--no-progress"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+@pytest.mark.slow  # trains a one-trial LSTM study in a subprocess (~20-30 s)
+def test_inside_an_lstm_hidden_state_over_the_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    make_text_study(tmp_path)
+    url = S.resolve_url(None, Settings(home=tmp_path))
+    rec = next(r for r in load_records("txt", url) if r.state == "COMPLETE")
+    from app import inside as INSIDE
+
+    ins = INSIDE.INS.load(INSIDE.insight_path(rec))
+    assert ins is not None and ins.kind == "text"
+    at = run_viewer()
+    ex = ins.examples[0]
+    # the text is shown as its words, not an image
+    assert any(" ".join(ex.words)[:40] in m.value for m in at.markdown)
+    lstm = next(lay for lay in ins.layers if lay.layer_type in ("lstm", "bilstm"))
+    _select_layer(at, arch_of(rec), rec.number, "txt", lstm.name)
+    charts = [c for c in at.get("plotly_chart") if "hidden state over the words" in (c.proto.spec or "")
+              and str(c.key).startswith("details-")]
+    assert len(charts) == 1
+    spec = json.loads(charts[0].proto.spec)
+    rows = spec["data"][0]["y"]
+    assert len(rows) == len(ex.words) and rows[0].endswith(ex.words[0])  # one row per kept word, in order
+    assert "units dead" in captions(at) + "\n".join(m.value for m in at.markdown)

@@ -86,15 +86,19 @@ def free_port() -> int:
 
 def start_app(home: Path, port: int, env_extra: dict[str, str] | None = None, timeout_s: float = 90,
               root: Path = ROOT) -> subprocess.Popen:
-    """``streamlit run streamlit_app.py`` with ``home`` as HPO_HOME; returns once it answers /health.
+    """The app as ``make run`` starts it (``python -m app.serve``: ``streamlit run streamlit_app.py``
+    with a head start) with ``home`` as HPO_HOME; returns once it answers /health.
 
-    ``root`` is the checkout to run (the bench runs an older one beside this one).
+    ``root`` is the checkout to run (the bench runs an older one beside this one; one without
+    app/serve.py is started with ``streamlit run`` itself).
     """
     env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
     env.pop("HPO_STORAGE", None)
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+        [sys.executable, "-m", *(("app.serve",) if (root / "app" / "serve.py").exists() else ("streamlit", "run",
+                                                                                                 "streamlit_app.py")),
+         "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the study's worker processes stop with it

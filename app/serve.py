@@ -1,0 +1,115 @@
+"""``python -m app.serve [options]``: ``streamlit run streamlit_app.py [options]`` with a head start.
+
+Streamlit runs nothing of an app until the first browser connects, so the first visitor after
+a server start used to wait for every import of the screens (pandas, Plotly, Optuna, the app's
+modules) and then for PyVista before the first 3D scene: ~2 s to the first heading and ~4.6 s
+to a drawn scene on a 2-core machine (bench/bench_viewer.py).  This launcher starts that work
+in a background thread as the server starts, in the server's own process (so the first
+session finds it all in ``sys.modules``), then hands over to Streamlit's own command line:
+options, config files and behaviour are exactly ``streamlit run``'s.
+
+``make run`` and the container use it; a host that can only run ``streamlit run
+streamlit_app.py`` (Streamlit Community Cloud) still works, without the head start (the app
+then warms PyVista after its first page, ``app.scene_component.warm_up``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "streamlit_app.py"
+
+#: What the screens import, heaviest first; imported before the first visitor arrives.
+MODULES = (
+    "pandas", "plotly.graph_objects", "plotly.subplots", "optuna", "PIL.Image",
+    "core.study", "core.diagnosis", "core.importance", "core.manage", "core.scene", "core.architecture",
+    "app.state", "app.format", "app.figures", "app.widgets", "app.inside", "app.export_jobs", "app.guide",
+)
+# Not app.scene_component: components.declare_component must run inside the server's runtime (a
+# component declared before it exists is registered where the server never looks: its files 404).
+
+log = logging.getLogger("hpo.app.serve")
+WARM: dict[str, float] = {}  # what the head start did: module or step -> seconds (read by the tests)
+_IMPORTED = threading.Event()  # the modules are imported (the scene warm-up may still run)
+_started = False
+
+
+class _NotFromHeadStart(logging.Filter):
+    """Streamlit warns "missing ScriptRunContext" when its decorators run outside a session: expected here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return threading.current_thread().name != "hpo-head-start"
+
+
+def start() -> None:
+    """Start the head start in a background thread (once per process)."""
+    global _started
+    if not _started:
+        _started = True
+        threading.Thread(target=warm_up, name="hpo-head-start", daemon=True).start()
+
+
+def wait(timeout: float = 60.0) -> None:
+    """Called by the app before its own imports: while the head start imports, wait for it.
+
+    Two threads importing pandas and Plotly at once break Plotly (it finds a half-initialised
+    pandas in ``sys.modules``), so a session never imports alongside the head start.  Without
+    a head start (plain ``streamlit run``) this returns at once.
+    """
+    if _started:
+        _IMPORTED.wait(timeout)
+
+
+def warm_up() -> None:
+    """Import the screens' modules, then build a one-layer scene so PyVista is loaded too."""
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotFromHeadStart())
+    try:
+        for name in MODULES:
+            t = time.perf_counter()
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - only a head start: the screens import (and report) for real
+                log.debug("head start: could not import %s", name, exc_info=True)
+                continue
+            WARM[name] = time.perf_counter() - t
+    finally:
+        _IMPORTED.set()
+    t = time.perf_counter()
+    try:
+        from core.architecture import ArchitectureVisualization, LayerVisualization
+        from core.scene import browser_scene, viewer_script
+
+        viewer_script()
+        lay = LayerVisualization(layer_id="00_x", name="x", layer_type="dense", position_z=0.0, width=1.0,
+                                 height=1.0, depth=1.0, parameters=0)
+        browser_scene(ArchitectureVisualization(layers=[lay], architecture_type="dense"))
+        WARM["scene"] = time.perf_counter() - t
+    except Exception:  # noqa: BLE001
+        log.debug("head start: the 3D scene warm-up failed", exc_info=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    sys.path.insert(0, str(ROOT))
+    # `python -m app.serve` runs this file as __main__: the app's `app.serve` is another module
+    # object, and it is the one whose thread and event the app's wait() must see.
+    # Streamlit's own import configures Plotly, which looks pandas up in sys.modules: import it
+    # before the head start begins importing pandas, never beside it.
+    from streamlit.web import cli
+
+    from app import serve as shared
+
+    shared.start()
+
+    sys.argv = ["streamlit", "run", str(APP), *args]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
