@@ -329,3 +329,177 @@ def test_real_experiments_on_digits(tmp_path, monkeypatch):
     assert all(r.state == "COMPLETE" for r in records), [r.error for r in records]
     counts = {r.params["conv_blocks"]: r.result.param_count for r in records}
     assert len(set(counts.values())) == 4  # four different networks, not one network four times
+
+
+# --------------------------------------------------------------------------- the app (AppTest, no training)
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROUTER = str(ROOT / "streamlit_app.py")
+TIMEOUT = 30
+HEALTH, LEARN, TRIALS = "app/views/health.py", "app/views/learn.py", "app/views/trials.py"
+
+
+@pytest.fixture
+def app_home(base, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    return base
+
+
+@pytest.fixture
+def started(monkeypatch) -> list:
+    """core.study.StudyRunner replaced by a recorder: the configs the app starts, and nothing trains."""
+    import core.study
+
+    calls: list = []
+
+    class RecordingRunner:
+        is_running = False
+        error = None
+
+        def __init__(self, config, **kwargs):
+            self.config = config
+
+        def start(self):
+            calls.append(self.config)
+            return self
+
+    monkeypatch.setattr(core.study, "StudyRunner", RecordingRunner)
+    return calls
+
+
+def _app(page: str, study: str) -> AppTest:
+    at = AppTest.from_file(ROUTER, default_timeout=TIMEOUT)
+    at.session_state["hpo.selected_study"] = study
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    import json
+
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        out[((spec["layout"].get("title") or {}).get("text")) or ""] = spec
+    return out
+
+
+def test_health_starts_a_knob_experiment_through_the_normal_start_path(app_home, started):
+    config, rec, url = app_home
+    at = _app(HEALTH, "base")
+    prefix = f"knob-exp-base-{rec.number}"
+    knob = at.selectbox(key=f"{prefix}-knob")
+    assert "learning_rate" in knob.options and "lstm_units" not in knob.options  # the CNN's knobs only
+    knob.set_value("learning_rate").run()
+    values = at.text_input(key=f"{prefix}-values-learning_rate")
+    from core.experiment import parse_values
+
+    prefilled = parse_values(values.value, "learning_rate")
+    assert prefilled == suggest_values("image", "learning_rate", rec.params["learning_rate"])
+    assert rec.params["learning_rate"] in prefilled  # the base trial's value, exactly
+    values.set_value("0.0003, 0.001, 0.003").run()
+    at.button(key=f"{prefix}-start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(started) == 1
+    cfg = started[0]
+    assert cfg.experiment == {"study": "base", "trial": rec.number, "knob": "learning_rate",
+                              "values": [0.0003, 0.001, 0.003], "seed": rec.spec["seed"]}
+    assert cfg.storage == url and cfg.n_trials == 3
+    assert any("Started" in s.value for s in at.success)
+
+
+def test_health_refuses_bad_values_before_anything_starts(app_home, started):
+    config, rec, url = app_home
+    at = _app(HEALTH, "base")
+    prefix = f"knob-exp-base-{rec.number}"
+    at.selectbox(key=f"{prefix}-knob").set_value("dropout").run()
+    at.text_input(key=f"{prefix}-values-dropout").set_value("0.1, 0.9").run()
+    at.button(key=f"{prefix}-start").click().run()
+    assert started == []
+    assert any("'dropout' must be from 0.0 to 0.6" in e.value.replace("\\", "") for e in at.error)
+
+
+def test_health_plots_the_trials_experiments_with_margins(app_home):
+    config, rec, url = app_home
+    cfg = make_fake_experiment(config, rec, "learning_rate", [1e-4, 1e-3, 1e-2], url)
+    at = _app(HEALTH, "base")
+    charts = _charts(at)
+    acc = charts["Accuracy vs learning_rate (bars: 95 % sampling noise)"]
+    health = charts["Health vs learning_rate"]
+    assert acc["layout"]["xaxis"]["type"] == "log"
+    rows = experiment_table(K.load_records(cfg.name, url), cfg)
+    val = next(t for t in acc["data"] if t["name"] == "Validation accuracy")
+    assert val["x"] == [1e-4, 1e-3, 1e-2]
+    assert val["y"] == pytest.approx([100 * r.accuracy["val_accuracy"] for r in rows])
+    assert val["error_y"]["array"] == pytest.approx([r.margin["val_accuracy"] for r in rows])
+    assert {t["name"] for t in acc["data"]} == {"Validation accuracy", "Test accuracy", "Shifted accuracy"}
+    assert "Health score" in {t["name"] for t in health["data"]} and len(health["data"]) == 7
+    sentence = what_changed_most(rows, "learning_rate")
+    from app.format import plain
+
+    assert any(plain(sentence) == m.value for m in at.markdown)
+    # open it in Trials
+    at.button(key=f"knob-exp-base-{rec.number}-0-open").click().run()
+    assert at.session_state["hpo.selected_study"] == cfg.name
+    assert not at.exception and any(t.value == "Trials" for t in at.title)  # on the Trials screen, showing it
+
+
+def test_a_choice_knob_is_plotted_on_categories(app_home):
+    config, rec, url = app_home
+    make_fake_experiment(config, rec, "activation", ["relu", "elu", "tanh"], url)
+    at = _app(HEALTH, "base")
+    acc = _charts(at)["Accuracy vs activation (bars: 95 % sampling noise)"]
+    assert acc["layout"]["xaxis"]["type"] == "category"
+    assert acc["data"][0]["x"] == ["relu", "elu", "tanh"]
+
+
+def test_learn_links_each_knob_to_the_users_experiments(app_home):
+    config, rec, url = app_home
+    cfg = make_fake_experiment(config, rec, "learning_rate", [1e-4, 1e-3], url)
+    at = _app(LEARN, "base")
+    labels = [b.label for b in at.button]
+    from app.format import plain
+
+    assert plain(f"{cfg.name} (0.0001, 0.001)") in labels, labels
+    assert any("No experiment on dropout yet" in c.value for c in at.caption)
+    assert not any("No experiment on learning_rate yet" in c.value for c in at.caption)
+    at.button(key="learn-exp-learning_rate-0").click().run()
+    assert at.session_state["hpo.selected_study"] == cfg.name
+    assert not at.exception and any(t.value == "Trials" for t in at.title)
+
+
+def test_an_lstm_trial_offers_the_lstm_knobs(tmp_path, monkeypatch, started):
+    """A text (LSTM) study written by hand: the experiment form offers its knobs and starts on imdb."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from core.search_space import defaults
+
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    url = S.resolve_url(None, Settings(home=tmp_path))
+    cfg = StudyConfig(name="words", dataset="imdb", n_trials=1, epochs=2, max_samples=500, tune=["learning_rate"],
+                      storage=url)
+    study = optuna.create_study(study_name="words", storage=S.open_storage(url))
+    study.set_user_attr(K.ATTR_CONFIG, cfg.to_dict())
+    study.set_user_attr(K.ATTR_STATUS, "finished")
+    params = {**defaults("text"), "learning_rate": 2e-3}
+    res = _fake_result(0, params, 2, random.Random(0), "words", None)
+    res.dataset, res.layers, res.architecture = "imdb", [], None
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[res.val_accuracy], params={"learning_rate": 2e-3},
+                                 distributions={"learning_rate": FloatDistribution(1e-4, 3e-2, log=True)},
+                                 user_attrs={K.T_SPEC: cfg.trial_spec(params, 0).to_dict(), K.T_RESULT: res.to_dict()}))
+    K.forget_study("words", url)
+    at = _app(HEALTH, "words")
+    knob = at.selectbox(key="knob-exp-words-0-knob")
+    assert "lstm_units" in knob.options and "conv_blocks" not in knob.options
+    knob.set_value("lstm_units").run()
+    at.button(key="knob-exp-words-0-start").click().run()
+    # imdb is not on this machine: the start path refuses it before anything runs, or starts on it
+    assert (len(started) == 1 and started[0].experiment["knob"] == "lstm_units"
+            and started[0].dataset == "imdb") or any("imdb" in e.value for e in at.error)
