@@ -91,6 +91,33 @@ def suggest_values(kind: str, knob: str, current: Any = None, n: int = 3) -> lis
     return out
 
 
+def parse_values(text: str, knob: str) -> list[Any]:
+    """Comma-separated values as typed in a form or on the command line, read as the knob's type
+    ("0.001, 3e-3" for a float knob; "true, false" for a bool; option names for a choice knob).
+    Checking them is :func:`core.config.check_knob_values`' job (wrong types reach it as text).
+    """
+    hp = HYPERPARAMETERS.get(knob)
+    out: list[Any] = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if hp is not None and hp.kind == "bool":
+            out.append({"true": True, "false": False, "1": True, "0": False}.get(item.lower(), item))
+            continue
+        if hp is not None and hp.kind == "categorical":
+            match = next((c for c in hp.choices if str(c) == item), None)
+            out.append(item if match is None else match)
+            continue
+        try:
+            number = float(item)
+        except ValueError:
+            out.append(item)
+            continue
+        out.append(int(number) if hp is not None and hp.kind == "int" and number.is_integer() else number)
+    return out
+
+
 def base_params(config: StudyConfig, record: Any) -> dict[str, Any]:
     """Every param the base trial trained with: defaults, the study's fixed values, then what the trial
     recorded (its spec, its result, its Optuna params), for the knobs of the study's data kind."""
