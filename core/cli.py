@@ -286,7 +286,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """A one-knob experiment from trial ``--trial`` of ``--study``: the same runner as ``optimize``."""
-    from core.experiment import experiment_config
+    from core.experiment import experiment_config, parse_values
     from core.study import list_studies, load_records, load_study, study_config, StudyRunner
 
     load_study(args.study, args.storage)  # StudyNotFound: a ConfigError naming the storage
@@ -298,7 +298,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     record = next((r for r in load_records(args.study, args.storage) if r.number == args.trial), None)
     if record is None:
         raise ConfigError(f"--trial: study '{args.study}' has no trial #{args.trial}")
-    values = [parse_value(v.strip()) for v in args.values.split(",") if v.strip()]
+    values = parse_values(args.values, args.knob)
     taken = [s.name for s in list_studies(args.storage)]
     config = experiment_config(base, record, args.knob, values, args.name, taken=taken)
     if config.name in taken:
