@@ -5,7 +5,8 @@ The text comes from ``core.search_space.HYPERPARAMETERS`` and ``core.health.METR
 same definitions the form and the dashboard use), so it cannot drift from what the code does.
 Each entry opens to a chart from the selected study: a tuned hyperparameter against
 validation accuracy, or a health metric against accuracy. Charts are drawn only for the
-entries that are open.
+entries that are open. Each hyperparameter also lists the user's one-knob experiments on it
+(``app.views.experiment``), or says how to run one.
 """
 
 from __future__ import annotations
