@@ -317,3 +317,50 @@ def make_sparkline_figure(curve: Sequence[float], label: str = "val accuracy") -
     fig.update_yaxes(title=None, ticksuffix=" %", range=[max(0.0, lo - 5), 100], nticks=3, tickfont=dict(size=9))
     fig.update_layout(height=110, margin=dict(l=0, r=0, t=4, b=0), showlegend=False)
     return fig
+
+
+# --- experiments
+
+
+def make_experiment_figures(rows: Sequence[Any], knob: str) -> tuple["go.Figure | None", "go.Figure | None"]:
+    """A one-knob experiment (``core.experiment.experiment_table`` rows) against the knob's value: the
+    accuracies with their 95 % margins as error bars, and the health metrics.  The x axis is the knob's:
+    log for log knobs, categories for choice knobs.  None for a panel with fewer than two points."""
+    import plotly.graph_objects as go
+
+    from core.experiment import ACCURACIES, fmt_knob_value
+    from core.health import METRICS
+
+    hp = HYPERPARAMETERS.get(knob)
+    categorical = hp is None or hp.kind in ("categorical", "bool")
+    done = [r for r in rows if r.complete]
+
+    def xs(points: Sequence[Any]) -> list[Any]:
+        return [fmt_knob_value(r.value) if categorical else r.value for r in points]
+
+    def finish(fig: "go.Figure", title: str, y: str) -> "go.Figure":
+        fig.update_xaxes(title=knob, type="category" if categorical else ("log" if hp.log else "linear"))
+        fig.update_yaxes(title=y)
+        return _layout(fig, title, height=320)
+
+    acc = go.Figure()
+    for key, title, _ in ACCURACIES:
+        points = [r for r in done if r.accuracy.get(key) is not None]
+        if len(points) < 2:
+            continue
+        acc.add_scatter(x=xs(points), y=[100 * r.accuracy[key] for r in points], mode="lines+markers", name=title,
+                        error_y=dict(type="data", array=[r.margin.get(key) or 0 for r in points], visible=True),
+                        hovertemplate=knob + " %{x}<br>" + title + " %{y:.1f} %<extra></extra>")
+    health = go.Figure()
+    for key in METRICS:
+        points = [r for r in done if r.health.get(key) is not None]
+        if len(points) < 2:
+            continue
+        health.add_scatter(x=xs(points), y=[r.health[key] for r in points], mode="lines+markers",
+                           name=METRIC_INFO[key]["title"])
+    points = [r for r in done if r.health_score is not None]
+    if len(points) >= 2:
+        health.add_scatter(x=xs(points), y=[r.health_score for r in points], mode="lines+markers", name="Health score",
+                           line=dict(width=4, color="#212529"))
+    return (finish(acc, f"Accuracy vs {knob} (bars: 95 % sampling noise)", "accuracy (%)") if acc.data else None,
+            finish(health, f"Health vs {knob}", "0 = unhealthy, 1 = healthy") if health.data else None)

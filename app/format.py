@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 
 from core.config import ConfigError, StudyConfig
 from core.health import METRIC_INFO
+from core.noise import accuracy_margin, difference_is_noise  # noqa: F401  (the rule lives in core)
 from core.study import FINISHED, RunnerInfo, TrialRecord, budget_count
 
 # Live screens poll the storage this often while a study runs (and not at all when idle).
@@ -74,27 +75,6 @@ BEST_COLOR = "#f08c00"
 
 def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
-
-
-def accuracy_margin(acc: float | None, n: int | None, z: float = 1.96) -> float | None:
-    """Half-width, in percentage points, of the 95 % Wilson interval of an accuracy measured on
-    ``n`` samples: how far the figure could move by the luck of which samples were drawn.
-    None when the sample count was not recorded."""
-    if acc is None or not n or not math.isfinite(acc):
-        return None
-    denom = 1 + z * z / n
-    half = z * math.sqrt(acc * (1 - acc) / n + z * z / (4 * n * n)) / denom
-    return 100 * half
-
-
-def difference_is_noise(a: float, n_a: int, b: float, n_b: int, z: float = 1.96) -> bool:
-    """Whether two accuracies measured on n_a and n_b samples differ by less than sampling noise
-    (a 95 % interval of their difference; with no samples recorded, nothing is called noise)."""
-    if not n_a or not n_b:
-        return False
-    p = (a * n_a + b * n_b) / (n_a + n_b)  # pooled: the chance both come from one accuracy
-    se = math.sqrt(max(p * (1 - p), 1e-12) * (1 / n_a + 1 / n_b))
-    return abs(a - b) < z * se
 
 
 def noise_text(acc: float | None, n: int | None) -> str:

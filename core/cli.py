@@ -1,4 +1,4 @@
-"""Command line: ``python -m core trial | optimize | resume | worker | list | show | export``.
+"""Command line: ``python -m core trial | optimize | experiment | resume | worker | list | show | export``.
 
 Every command sets up logging first.  A setting the user can fix (ConfigError) ends the
 command with one line on stderr and exit code 2, never a traceback; a study that
@@ -284,6 +284,38 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return _finish(runner, status)
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    """A one-knob experiment from trial ``--trial`` of ``--study``: the same runner as ``optimize``."""
+    from core.experiment import experiment_config, parse_values
+    from core.study import list_studies, load_records, load_study, study_config, StudyRunner
+
+    load_study(args.study, args.storage)  # StudyNotFound: a ConfigError naming the storage
+    base = study_config(args.study, args.storage)
+    if base is None:
+        raise ConfigError(f"--study: '{args.study}' has no HPO Studio configuration to copy")
+    if args.storage:
+        base.storage = args.storage
+    record = next((r for r in load_records(args.study, args.storage) if r.number == args.trial), None)
+    if record is None:
+        raise ConfigError(f"--trial: study '{args.study}' has no trial #{args.trial}")
+    values = parse_values(args.values, args.knob)
+    taken = [s.name for s in list_studies(args.storage)]
+    config = experiment_config(base, record, args.knob, values, args.name, taken=taken)
+    if config.name in taken:
+        raise ConfigError(f"--name: a study called '{config.name}' already exists; choose another name")
+    runner = StudyRunner(config)
+    runner.start()
+    print(f"Experiment {config.name}: {args.knob} = {', '.join(map(str, config.experiment['values']))} from trial "
+          f"#{args.trial} of {args.study} (seed {config.experiment['seed']}, {config.epochs} epoch(s) each)",
+          file=sys.stderr)
+    status = _run_with_progress(runner, config.n_trials, not args.no_progress)
+    code = _finish(runner, status)
+    from core.experiment import experiment_table, what_changed_most
+
+    print(what_changed_most(experiment_table(load_records(config.name, config.storage), config), args.knob))
+    return code
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from core.study import StudyRunner
 
@@ -404,6 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--keep-best", type=int, default=d["keep_best_k"], help="models kept on disk")
     o.add_argument("--no-progress", action="store_true")
     o.set_defaults(func=cmd_optimize)
+
+    x = sub.add_parser("experiment", help="what does this knob do? train one trial again with a few values of one knob")
+    x.add_argument("--study", required=True, help="the study of the base trial")
+    x.add_argument("--trial", type=int, required=True, help="the base trial's number")
+    x.add_argument("--knob", required=True, help="the hyperparameter to vary (e.g. learning_rate)")
+    x.add_argument("--values", required=True, help="2 to 7 comma-separated values, e.g. 0.0003,0.001,0.003")
+    x.add_argument("--name", help="experiment study name (default '<study> · <knob> from #<trial>')")
+    x.add_argument("--storage", help="Optuna storage URL (default sqlite under runs/)")
+    x.add_argument("--no-progress", action="store_true")
+    x.set_defaults(func=cmd_experiment)
 
     r = sub.add_parser("resume", help="continue a study")
     r.add_argument("name")

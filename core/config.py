@@ -262,6 +262,42 @@ def objective_value(
 
 # --------------------------------------------------------------------------- study config
 
+MAX_EXPERIMENT_VALUES = 7  # a handful: each value is a full trial, and more points than this crowd the plot
+
+
+def check_knob_values(knob: Any, values: Any, kind: str) -> list[Any]:
+    """The values of a one-knob experiment, checked: 2–7 distinct values inside the knob's search range.
+
+    Returns:
+        The values normalised (3.0 -> 3 for whole-number knobs), in the order given.
+
+    Raises:
+        ConfigError: naming the knob and what it accepts.
+    """
+    from core.search_space import HYPERPARAMETERS, hyperparameters_for, validate_value
+
+    names = [h.name for h in hyperparameters_for(kind)]
+    if not isinstance(knob, str) or knob not in names:
+        raise ConfigError(f"experiment: knob must be a hyperparameter of {kind} models, one of "
+                          f"{', '.join(names)} (got {brief(knob)})")
+    hp = HYPERPARAMETERS[knob]
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"experiment: values of '{knob}' must be a list (got {brief(values)})")
+    out: list[Any] = []
+    for value in values:
+        value = validate_value(hp, value, "experiment")
+        if hp.kind in ("int", "float") and not hp.low <= value <= hp.high:
+            raise ConfigError(f"experiment: '{knob}' values must be from {hp.low} to {hp.high}"
+                              f"{' (log scale)' if hp.log else ''} (got {value})")
+        if any(value == v and type(value) is type(v) for v in out):
+            raise ConfigError(f"experiment: '{knob}' value {brief(value)} is given twice")
+        out.append(value)
+    if not 2 <= len(out) <= MAX_EXPERIMENT_VALUES:
+        raise ConfigError(f"experiment: give 2 to {MAX_EXPERIMENT_VALUES} values of '{knob}' (got {len(out)}); "
+                          f"its range is {hp.describe_range()}")
+    return out
+
+
 SAMPLERS = ("tpe", "random", "nsga2", "motpe")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
 #: Where trials run: name -> "module:Class" (each implements ``Executor.from_config``).  The one
@@ -319,6 +355,10 @@ class StudyConfig:
     storage: str | None = None  # Optuna storage URL; None = Settings.default_storage
     keep_best_k: int = 5  # models kept on disk; the rest are deleted to bound disk use
     runpod_endpoint: str | None = None
+    # A one-knob experiment (core.experiment): {"study", "trial", "knob", "values", "seed"}.  Its
+    # trials vary only ``knob`` over ``values`` (each once, in order), with every other param and
+    # the seed of the base trial; None = an ordinary search.
+    experiment: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(self)
@@ -429,10 +469,40 @@ class StudyConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or "\x00" in value):
                 raise ConfigError(f"{name}: must be empty or text (got {brief(value)})")
+        if self.experiment is not None:
+            self._validate_experiment(info.kind)
         return self
+
+    def _validate_experiment(self, kind: str) -> None:
+        """An experiment varies one knob over 2–7 values and nothing else, every trial on one seed."""
+        exp = self.experiment
+        if not isinstance(exp, dict):
+            raise ConfigError(f"experiment: must be a mapping with study, trial, knob and values (got {brief(exp)})")
+        unknown = set(exp) - {"study", "trial", "knob", "values", "seed"}
+        if unknown:
+            raise ConfigError(f"experiment: unknown field(s) {sorted(map(str, unknown))}")
+        check_study_name(exp.get("study"), "experiment: study")
+        for key in ("trial", "seed"):
+            value = as_number(exp.get(key, 0), f"experiment: {key}", integer=True)
+            if not 0 <= value < 2**32:
+                raise ConfigError(f"experiment: {key} must be a whole number from 0 to {2**32 - 1} (got {value})")
+            exp[key] = value
+        exp["values"] = check_knob_values(exp.get("knob"), exp.get("values"), kind)
+        knob = exp["knob"]
+        if self.tuned != [knob]:
+            raise ConfigError(f"tune: an experiment on '{knob}' tunes only '{knob}' (got {brief(self.tuned)})")
+        if knob in self.fixed:
+            raise ConfigError(f"fixed: '{knob}' is the experiment's knob; it cannot also be fixed")
+        if self.pruner != "none":
+            raise ConfigError("pruner: an experiment trains every value to the end; choose 'none'")
+        if self.n_trials != len(exp["values"]):
+            raise ConfigError(f"n_trials: an experiment runs one trial per value ({len(exp['values'])}, got {self.n_trials})")
 
     def trial_spec(self, params: dict[str, Any], trial_number: int) -> TrialSpec:
         """The spec one trial of this study runs (seed varies per trial, reproducibly).
+
+        In a one-knob experiment every trial runs on the base trial's seed (``experiment["seed"]``):
+        same initial weights, shuffling and dropout masks, so the knob is the only difference.
 
         ``epochs`` is the study's, unless the trial's params tune or fix it; the params are
         updated to say which, so a trial's params always reproduce it.
@@ -448,7 +518,7 @@ class StudyConfig:
             params=params,
             epochs=epochs,
             max_samples=self.max_samples,
-            seed=self.seed + trial_number,
+            seed=int(self.experiment["seed"]) if self.experiment else self.seed + trial_number,
             data_seed=self.seed,
             mode=self.mode,
             health_weight=self.health_weight,

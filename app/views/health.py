@@ -20,6 +20,7 @@ from app import figures as FIG
 from app import format as FMT
 from app import widgets as W
 from app import state
+from app.views.experiment import render_knob_experiment
 from core.config import ConfigError, StudyConfig
 from core.diagnosis import diagnose
 from core.health import COMPOSITE_HELP
@@ -105,6 +106,7 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
     st.subheader("Files")
     W.render_trial_downloads(rec, name, key=f"health-dl-{rec.number}", horizontal=True)
     W.nav_link(PAGE_VIEWER, "See this model in 3D", ":material/view_in_ar:")
+    render_knob_experiment(name, rec, config)
 
 
 def render_study(records: list[TrialRecord], name: str, config: StudyConfig | None, best: TrialRecord | None) -> None:

@@ -5,7 +5,8 @@ The text comes from ``core.search_space.HYPERPARAMETERS`` and ``core.health.METR
 same definitions the form and the dashboard use), so it cannot drift from what the code does.
 Each entry opens to a chart from the selected study: a tuned hyperparameter against
 validation accuracy, or a health metric against accuracy. Charts are drawn only for the
-entries that are open.
+entries that are open. Each hyperparameter also lists the user's one-knob experiments on it
+(``app.views.experiment``), or says how to run one.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from app import figures as FIG
 from app import format as FMT
 from app import widgets as W
 from app import state
+from app.views.experiment import experiment_links
 from core.config import MODE_HELP, PRUNER_HELP, PRUNING_MEASURED, SAMPLER_HELP, StudyConfig
 from core.health import COMPOSITE_HELP, METRIC_INFO, WEIGHTS, evidence_sentences
 from core.shift import DESCRIPTION as SHIFT_DESCRIPTION
-from core.study import TrialRecord, best_record, epochs_spent
+from core.study import StudySummary, TrialRecord, best_record, epochs_spent
 from core.search_space import HYPERPARAMETERS, Hyperparameter
 
 APPLIES = {"image": "CNN (images)", "text": "LSTM (text)", "both": "CNN and LSTM"}
@@ -56,14 +58,26 @@ def render_health_evidence() -> None:
         st.markdown("- " + text)
 
 
+def render_experiments(hp: Hyperparameter, summaries: list[StudySummary]) -> None:
+    """The user's one-knob experiments on this knob (buttons that open them), or how to run one."""
+    if experiment_links(summaries, hp.name, key=f"learn-exp-{hp.name}"):
+        st.caption(f"Your experiments on {hp.name}: each trained one trial again with only this knob changed.")
+    else:
+        st.caption(f"No experiment on {hp.name} yet. On the Health screen, open a trial and use *What does this "
+                   "knob do?* to train it again with a few values of this knob, everything else fixed.")
+        W.nav_link(PAGE_HEALTH, "Open a trial on the Health screen", ":material/science:")
+
+
 def render_hyperparameter(hp: Hyperparameter, records: list[TrialRecord], study: str | None,
-                          config: StudyConfig | None, tuned: set[str]) -> None:
+                          config: StudyConfig | None, tuned: set[str],
+                          summaries: list[StudySummary] | None = None) -> None:
     exp = st.expander(f"{hp.title} · {APPLIES.get(hp.applies_to, hp.applies_to)}", key=f"learn-hp-{hp.name}",
                       on_change="rerun")
     with exp:
         st.markdown(f"**What it is.** {hp.explanation}")
         st.markdown(f"**What it does.** {hp.effect}")
         st.caption(f"Searched over {hp.describe_range()} · default {FMT.fmt_value(hp.default)} · `{hp.name}`")
+        render_experiments(hp, summaries or [])
         if not exp.open:
             return  # the chart below is only worth drawing when someone looks
         if study is None:
@@ -184,7 +198,7 @@ def main() -> None:
             st.subheader(GROUP_TITLES[group])
             for hp in HYPERPARAMETERS.values():
                 if hp.group == group and (kind is None or hp.applies(kind)):
-                    render_hyperparameter(hp, records, study, config, tuned)
+                    render_hyperparameter(hp, records, study, config, tuned, summaries)
         if kind is not None:
             st.caption(f"Showing the hyperparameters of {kind} models, the kind **{FMT.plain(study)}** trains.")
     with tab_health:

@@ -25,6 +25,8 @@ def make_sampler(config: StudyConfig, *, seed_offset: int = 0):
     """
     import optuna
 
+    if config.experiment:
+        return make_knob_sampler(config.experiment["knob"], config.experiment["values"])
     seed = config.seed + seed_offset
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -39,6 +41,49 @@ def make_sampler(config: StudyConfig, *, seed_offset: int = 0):
             population = 50 if config.n_trials is None else max(4, min(50, config.n_trials // 3))
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     raise ConfigError(f"sampler: unknown sampler {config.sampler!r}")
+
+
+def make_knob_sampler(knob: str, values: list[Any]):
+    """A sampler for a one-knob experiment: each trial takes the first of ``values`` that no trial has
+    taken yet, so every value runs once, in the order given.
+
+    Not Optuna's GridSampler: it calls ``Study.stop()`` when the grid is done, which raises outside
+    ``optimize`` (the runner uses ask/tell), and it never revisits a value whose trial was cut off by a
+    cancel.  "Taken" here is exactly what counts against the trial budget (``counts_against_budget``:
+    finished, running, or failed on its own), so a resumed experiment runs the values still missing.
+    """
+    import optuna
+
+    class KnobSampler(optuna.samplers.BaseSampler):
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            if param_name != knob:
+                raise ConfigError(f"experiment: only '{knob}' varies (asked for {param_name!r})")
+            taken: list[Any] = []
+            for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
+                if t.number == trial.number or knob not in t.params:
+                    continue
+                if K.counts_against_budget(t.state.name, bool(t.user_attrs.get(K.T_INTERRUPTED)), running=True):
+                    taken.append(t.params[knob])
+            for value in values:
+                if not any(_same(value, v) for v in taken):
+                    return value
+            # every value taken (two runners raced for the last one): repeat the least-run value
+            return min(values, key=lambda v: sum(_same(v, t) for t in taken))
+
+    return KnobSampler()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as knob values: a bool only equals a bool, numbers compare by value (1e-3 == 0.001)."""
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) or isinstance(b, str):
+        return type(a) is type(b) and a == b
+    return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-12 * max(abs(a), abs(b)))
 
 
 def max_epochs(config: StudyConfig) -> int:
