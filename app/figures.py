@@ -364,3 +364,55 @@ def make_experiment_figures(rows: Sequence[Any], knob: str) -> tuple["go.Figure 
                            line=dict(width=4, color="#212529"))
     return (finish(acc, f"Accuracy vs {knob} (bars: 95 % sampling noise)", "accuracy (%)") if acc.data else None,
             finish(health, f"Health vs {knob}", "0 = unhealthy, 1 = healthy") if health.data else None)
+# --- insight
+
+
+def make_confusion_figure(confusion: Any, class_names: Sequence[str], split: str = "test") -> "go.Figure":
+    """Confusion matrix heatmap: rows true class, columns predicted; colour is the share of the row, text the count."""
+    import plotly.graph_objects as go
+
+    rows = [[int(v) for v in row] for row in confusion]
+    totals = [sum(r) or 1 for r in rows]
+    share = [[100 * v / t for v in r] for r, t in zip(rows, totals)]
+    names = [str(n) for n in class_names]
+    many = len(names) > 20  # counts in 100x100 cells are unreadable: hover only
+    fig = go.Figure(go.Heatmap(z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=100,
+                               text=None if many else rows, texttemplate=None if many else "%{text}",
+                               customdata=rows, colorbar=dict(title="% of row", ticksuffix=" %"),
+                               hovertemplate="true %{y}, predicted %{x}: %{customdata} samples "
+                                             "(%{z:.1f} % of the true class)<extra></extra>"))
+    fig.update_xaxes(title="predicted class", type="category", tickangle=-45 if len(names) > 10 else 0)
+    fig.update_yaxes(title="true class", type="category", autorange="reversed")
+    height = min(900, max(340, 26 * len(names) + 140))
+    return _layout(fig, f"Confusion matrix ({split} split)", height=height)
+
+
+def make_class_accuracy_figure(accuracies: Sequence[float | None], margins: Sequence[float | None],
+                               class_names: Sequence[str], split: str = "test") -> "go.Figure":
+    """Per-class accuracy (%) with its 95 % margin as an error bar; classes without samples are left out."""
+    import plotly.graph_objects as go
+
+    keep = [i for i, a in enumerate(accuracies) if a is not None]
+    fig = go.Figure(go.Bar(x=[str(class_names[i]) for i in keep], y=[100 * accuracies[i] for i in keep],  # type: ignore[operator]
+                           error_y=dict(type="data", array=[margins[i] or 0.0 for i in keep], visible=True),
+                           marker_color=PLOT_COLOR["COMPLETE"],
+                           hovertemplate="%{x}: %{y:.1f} % ± %{error_y.array:.1f}<extra></extra>"))
+    fig.update_xaxes(title="class", type="category")
+    fig.update_yaxes(title=f"{split} accuracy (%)", range=[0, 105], ticksuffix=" %")
+    return _layout(fig, f"Accuracy per class ({split} split, 95 % margins)", height=320)
+
+
+def make_compare_class_figure(series: dict[str, Sequence[float | None]], class_names: Sequence[str],
+                              split: str = "validation") -> "go.Figure":
+    """Per-class accuracy of several trials side by side (grouped bars, one colour per trial)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    names = [str(n) for n in class_names]
+    for label, accs in series.items():
+        fig.add_trace(go.Bar(name=label, x=names, y=[None if a is None else 100 * a for a in accs],
+                             hovertemplate=f"{label}, %{{x}}: %{{y:.1f}} %<extra></extra>"))
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title="class", type="category")
+    fig.update_yaxes(title=f"{split} accuracy (%)", range=[0, 105], ticksuffix=" %")
+    return _layout(fig, f"Accuracy per class ({split} split)", height=340)

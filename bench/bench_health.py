@@ -15,6 +15,13 @@ seconds and in CPU seconds of this process (CPU time is far less disturbed by ot
 on a shared machine), next to run_trial's own account (``timings["health"] /
 timings["total"]``; the shifted-data evaluation is reported beside it).  Target <= 5%.
 
+Insight (issue 14, ``core.insight``: confusion matrix, probe and misclassified examples with
+each unit layer's output, written as ``insight.npz``) is reported beside health: its share of
+the trial (``timings["insight"]``: collecting and writing it) and the file's bytes.  run_trial
+saves the model here (the insight is written with it); the model's own save time
+(``timings["save"]``) is taken off run_trial's time, since the bare side saves nothing.
+synthetic_text (the LSTM) is a third case.
+
 Usage: ``python bench/bench_health.py [--repeats 3] [--digits-epochs 10] [--fashion-epochs 3]``.
 Prints a table and writes ``bench/out/bench_health.json``.
 """
@@ -55,12 +62,16 @@ def with_health(data, params: dict, epochs: int, seed: int, name: str):
     from core.config import TrialSpec
     from core.training import run_trial
 
-    spec = TrialSpec(dataset=name, params=params, epochs=epochs, seed=seed, save_model=False, study="bench-health")
+    from core.paths import INSIGHT_FILE
+
+    spec = TrialSpec(dataset=name, params=params, epochs=epochs, seed=seed, save_model=True, study="bench-health")
     t, c = time.perf_counter(), time.process_time()
     result = run_trial(spec, dataset=data)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     assert result.status == "complete", result.error
-    return wall, cpu, result
+    saved = result.timings.get("save", 0.0)  # the model file: not health, not insight, and bare saves none
+    result.insight_bytes = Path(result.model_path).parent.joinpath(INSIGHT_FILE).stat().st_size
+    return wall - saved, cpu - saved, result
 
 
 def main() -> None:
@@ -68,6 +79,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--digits-epochs", type=int, default=10)
     ap.add_argument("--fashion-epochs", type=int, default=3)
+    ap.add_argument("--text-epochs", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="data sets to run (default: all three)")
     args = ap.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -80,12 +93,15 @@ def main() -> None:
     from core.datasets import load_dataset
     from core.search_space import defaults
 
-    params = defaults("image")
-    cases = [("digits", None, args.digits_epochs), ("fashion_mnist", 10_000, args.fashion_epochs)]
+    cases = [("digits", None, args.digits_epochs), ("fashion_mnist", 10_000, args.fashion_epochs),
+             ("synthetic_text", None, args.text_epochs)]
+    cases = [c for c in cases if not args.only or c[0] in args.only]
     rows = []
     for name, max_samples, epochs in cases:
         data = load_dataset(name, max_samples=max_samples, seed=0)
-        with_health(data, {**params, "conv_blocks": 1}, 1, 0, name)  # warm-up: first-call costs out of the way
+        params = defaults(data.info.kind)
+        small = {"conv_blocks": 1} if data.info.kind == "image" else {"lstm_layers": 1}
+        with_health(data, {**params, **small}, 1, 0, name)  # warm-up: first-call costs out of the way
         bare_walls, health_walls, bare_cpus, health_cpus, results, bare_accs = [], [], [], [], [], []
         for r in range(args.repeats):
             wall, cpu, acc = bare(data, params, epochs, seed=r)
@@ -98,18 +114,23 @@ def main() -> None:
             results.append(result)
             print(f"{name} round {r}: bare {bare_walls[-1]:.1f} s ({bare_cpus[-1]:.1f} CPU-s), run_trial {wall:.1f} s "
                   f"({cpu:.1f} CPU-s) "
-                  f"(health {result.timings.get('health', 0):.2f} s; load {os.getloadavg()[0]:.1f})", flush=True)
+                  f"(health {result.timings.get('health', 0):.2f} s, insight {result.timings.get('insight', 0):.2f} s "
+                  f"{result.insight_bytes / 1000:.0f} kB; load {os.getloadavg()[0]:.1f})", flush=True)
         b, h = min(bare_walls), min(health_walls)
         bc, hc = min(bare_cpus), min(health_cpus)
         fastest = results[health_walls.index(h)]
+        own_total = fastest.timings["total"] - fastest.timings.get("save", 0.0)
         rows.append({
             "dataset": name, "train_samples": len(data.x_train), "val_samples": len(data.x_val),
             "test_samples": len(data.x_test), "epochs": epochs, "param_count": fastest.param_count,
             "bare_s": round(b, 2), "run_trial_s": round(h, 2), "overhead_fraction": round((h - b) / h, 4),
             "bare_cpu_s": round(bc, 2), "run_trial_cpu_s": round(hc, 2), "cpu_overhead_fraction": round((hc - bc) / hc, 4),
-            "health_s": fastest.timings.get("health"), "health_fraction_own": round(fastest.timings["health"] / fastest.timings["total"], 4),
+            "health_s": fastest.timings.get("health"), "health_fraction_own": round(fastest.timings["health"] / own_total, 4),
             "shifted_s": fastest.timings.get("shifted"),
-            "shifted_fraction_own": round((fastest.timings.get("shifted") or 0) / fastest.timings["total"], 4),
+            "shifted_fraction_own": round((fastest.timings.get("shifted") or 0) / own_total, 4),
+            "insight_s": fastest.timings.get("insight"),
+            "insight_fraction_own": round((fastest.timings.get("insight") or 0) / own_total, 4),
+            "insight_bytes": fastest.insight_bytes,
             "bare_test_accuracy": round(max(bare_accs), 4), "run_trial_test_accuracy": round(fastest.test_accuracy, 4),
             "health_score": round(fastest.health_score, 3), "health": {k: round(v, 3) for k, v in fastest.health.items()},
             "rounds_bare_s": [round(x, 2) for x in bare_walls], "rounds_run_trial_s": [round(x, 2) for x in health_walls],
@@ -117,11 +138,12 @@ def main() -> None:
         })
 
     print(f"\n{'dataset':<14} {'train':>6} {'epochs':>6} {'bare s':>7} {'run_trial s':>11} {'wall ovh':>8} "
-          f"{'CPU ovh':>8} {'health/total':>12} {'shifted/total':>13} {'test acc (bare/run_trial)':>26}")
+          f"{'CPU ovh':>8} {'health/total':>12} {'shifted/total':>13} {'insight/total':>13} {'insight kB':>10} "
+          f"{'test acc (bare/run_trial)':>26}")
     for r in rows:
         print(f"{r['dataset']:<14} {r['train_samples']:>6} {r['epochs']:>6} {r['bare_s']:>7.1f} {r['run_trial_s']:>11.1f} "
               f"{r['overhead_fraction']:>8.1%} {r['cpu_overhead_fraction']:>8.1%} {r['health_fraction_own']:>12.1%} "
-              f"{r['shifted_fraction_own']:>13.1%} "
+              f"{r['shifted_fraction_own']:>13.1%} {r['insight_fraction_own']:>13.1%} {r['insight_bytes'] / 1000:>10.0f} "
               f"{r['bare_test_accuracy']:>12.4f} / {r['run_trial_test_accuracy']:.4f}")
     print("target: health <= 5% of wall time "
           f"(cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}: other work on the machine adds noise)")

@@ -234,15 +234,28 @@ def collect(model: Any, units: list[dict[str, Any]], data: Any, test_probs: np.n
                                    dead=np.asarray(dead, dtype=bool), saturated=np.asarray(saturated, dtype=bool),
                                    dead_label=H.dead_label(act)))
 
-    # each unit layer's output for the chosen examples, in one pass (LSTMs as sequences below)
+    # each unit layer's output for the chosen examples in one pass; an LSTM that returns only its last
+    # state gives its input here, and a twin returning sequences (same weights) runs on it below
     outputs: dict[str, np.ndarray] = {}
-    plain = [u for u in units if u["layer_type"] in ("conv2d", "dense")]
-    if plain and len(idx):
-        probe = keras.Model(model.input, [model.get_layer(u["output_layer"]).output for u in plain])
-        outs = probe(x, training=False)
+    if units and len(idx):
+        tensors, twins = [], {}
+        for u in units:
+            layer = model.get_layer(u["output_layer"])
+            if u["layer_type"] in ("lstm", "bilstm") and len(layer.output.shape) == 2:
+                twins[u["name"]] = layer
+                tensors.append(layer.input)
+            else:
+                tensors.append(layer.output)
+        outs = keras.Model(model.input, tensors)(x, training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        for u, o in zip(plain, outs):
+        for u, o in zip(units, outs):
             a = keras.ops.convert_to_numpy(o)
+            if u["name"] in twins:
+                layer = twins[u["name"]]
+                twin = _sequence_twin(layer)
+                twin.build(a.shape)
+                twin.set_weights(layer.get_weights())
+                a = keras.ops.convert_to_numpy(twin(a, training=False))
             outputs[u["name"]] = a[..., :MAX_CHANNELS] if u["layer_type"] == "conv2d" else a
     kept: list[np.ndarray] = []
     words: list[list[str] | None] = [None] * len(idx)
@@ -252,10 +265,6 @@ def collect(model: Any, units: list[dict[str, Any]], data: Any, test_probs: np.n
             w, keep = decode_tokens(data.x_test[idx[k]], vocab)
             words[k] = w
             kept.append(keep)
-    for u in units:
-        if u["layer_type"] in ("lstm", "bilstm") and len(idx):
-            seq, _ = lstm_sequence_outputs(model, u["output_layer"], x)
-            outputs[u["name"]] = seq
 
     examples: list[Example] = []
     for k, (i, role) in enumerate(chosen):

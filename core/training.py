@@ -269,14 +269,16 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
         model.save(model_path)
         result.model_path = str(model_path)
         result.result_path = str(out / RESULT_FILE)  # written by save_result when the trial is done
+        timings["save"] = time.perf_counter() - t
         if insight is not None:
+            t = time.perf_counter()
             try:
                 from core.insight import save as save_insight
 
                 save_insight(insight, out / INSIGHT_FILE)
             except Exception:  # noqa: BLE001 - a full disk here must not lose the trained trial
                 log.warning("trial %s: could not write %s:\n%s", spec.trial_number, INSIGHT_FILE, traceback.format_exc())
-        timings["save"] = time.perf_counter() - t
+            timings["insight"] += time.perf_counter() - t  # collecting and writing it: insight's whole cost
 
 
 def _shifted_test(info, x_test: np.ndarray) -> np.ndarray:

@@ -286,3 +286,22 @@ def test_loading_imports_no_tensorflow(cnn_trials, tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.split() == ["True", str(len(cnn_trials[0][1].examples)), "False"], out.stderr
+
+
+@pytest.mark.tf
+def test_a_failing_collect_warns_and_keeps_the_trial(tmp_path, digits, monkeypatch, caplog, clear_keras):
+    def broken(*_a, **_k):
+        raise RuntimeError("probe exploded")
+
+    monkeypatch.setattr(I, "collect", broken)
+    from core.config import TrialSpec
+    from core.training import run_trial
+
+    spec = TrialSpec(dataset="digits", params=dict(TINY_CNN), epochs=1, max_samples=300, study="insight",
+                     artifacts_dir=str(tmp_path / "t"))
+    with caplog.at_level("WARNING", logger="hpo.training"):
+        result = run_trial(spec, dataset=digits)
+    assert result.status == "complete" and result.test_accuracy is not None
+    assert (tmp_path / "t" / MODEL_FILE).is_file() and (tmp_path / "t" / RESULT_FILE).is_file()
+    assert not (tmp_path / "t" / INSIGHT_FILE).exists()
+    assert any("could not collect the insight" in r.getMessage() and "probe exploded" in r.getMessage() for r in caplog.records)

@@ -2,7 +2,8 @@
 
 * This trial (the best by default): the six metrics with what each means, a plain-language
   diagnosis, dead units and weight-update rates per layer, training vs validation curves with the
-  overfitting gap marked, and the trial's files.
+  overfitting gap marked, where the model goes wrong (confusion matrix, per-class accuracy, the
+  misclassified test examples, from ``insight.npz``), and the trial's files.
 * Whole study: hyperparameter importance, accuracy vs health (Pareto front in pareto mode),
   parallel coordinates, and every trial's reported values (pruned ones visible).
 * Compare: any number of trials side by side (curves overlaid, differences highlighted).
@@ -12,6 +13,10 @@ Tabs track which one is open, so only the visible tab's charts are computed.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -21,6 +26,8 @@ from app import format as FMT
 from app import widgets as W
 from app import state
 from app.views.experiment import render_knob_experiment
+from core import artifacts
+from core import insight as INS
 from core.config import ConfigError, StudyConfig
 from core.diagnosis import diagnose
 from core.health import COMPOSITE_HELP
@@ -103,10 +110,111 @@ def render_trial(rec: TrialRecord, records: list[TrialRecord], name: str, config
     else:
         st.caption("No per-epoch history for this trial.")
 
+    render_errors(rec, name)
+
     st.subheader("Files")
     W.render_trial_downloads(rec, name, key=f"health-dl-{rec.number}", horizontal=True)
     W.nav_link(PAGE_VIEWER, "See this model in 3D", ":material/view_in_ar:")
     render_knob_experiment(name, rec, config)
+
+
+GALLERY_COLUMNS = 4
+IMAGE_PX = 84  # gallery images are scaled up to about this width (nearest neighbour: pixels stay pixels)
+MAX_WORDS = 60  # a text in the gallery is cut after this many words
+
+
+@functools.lru_cache(maxsize=8)
+def _load_insight(path: str, mtime: float) -> INS.Insight | None:  # noqa: ARG001 - mtime: a rewritten file is read again
+    return INS.load(Path(path))
+
+
+def trial_insight(rec: TrialRecord) -> INS.Insight | None:
+    """The trial's insight (core.insight), or None: older trials, failed ones, or a file that is gone."""
+    path = artifacts.insight_path(rec.result)
+    if path is None:
+        return None
+    try:
+        return _load_insight(str(path), path.stat().st_mtime)
+    except OSError:
+        return None
+
+
+def enlarged(image: np.ndarray, px: int = IMAGE_PX) -> np.ndarray:
+    """A small image scaled up by a whole factor with nearest neighbour, so 8x8 digits stay readable."""
+    factor = max(1, px // max(1, image.shape[1]))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def example_caption(ins: INS.Insight, ex: INS.Example) -> str:
+    """'true 3 → predicted 9 (87 %)' for one example."""
+    name = lambda c: ins.class_names[c] if 0 <= c < len(ins.class_names) else str(c)  # noqa: E731
+    return f"{name(ex.true)} → {name(ex.predicted)} ({100 * ex.confidence:.0f} %)"
+
+
+def render_errors(rec: TrialRecord, name: str) -> None:
+    """Where the model goes wrong on the test split: confusion matrix, per-class accuracy, and the
+    misclassified examples, each with a way into the 3D viewer."""
+    st.subheader("Where the model goes wrong")
+    ins = trial_insight(rec)
+    if ins is None:
+        why = ("it did not finish training" if rec.state != "COMPLETE"
+               else "it was trained before these were recorded, or its insight.npz file is gone")
+        st.caption(f"No confusion matrix or misclassified examples for trial #{rec.number}: {why}.")
+        return
+    n_test = int(ins.confusion.sum())
+    wrong_total = n_test - int(np.trace(ins.confusion))
+    st.caption(f"On the {n_test} test samples the study never optimised on: {wrong_total} misclassified.")
+    left, right = st.columns(2)
+    left.plotly_chart(FIG.make_confusion_figure(ins.confusion, ins.class_names), key=f"confusion-{rec.number}")
+    totals = ins.confusion.sum(axis=1)
+    accs = ins.class_accuracy
+    margins = [FMT.accuracy_margin(a, int(t)) for a, t in zip(accs, totals)]
+    right.plotly_chart(FIG.make_class_accuracy_figure(accs, margins, ins.class_names), key=f"class-acc-{rec.number}")
+    table = pd.DataFrame({
+        "class": ins.class_names,
+        "test samples": [int(t) for t in totals],
+        "correct": [int(ins.confusion[i, i]) for i in range(len(totals))],
+        "accuracy": [None if a is None else round(100 * a, 1) for a in accs],
+        "± (95 %)": [None if m is None else round(m, 1) for m in margins],
+    })
+    with st.expander("Per-class test accuracy, with each class's sample count"):
+        st.dataframe(table, hide_index=True, width="stretch", key=f"class-table-{rec.number}",
+                     column_config={"accuracy": st.column_config.NumberColumn("accuracy (%)", format="%.1f")})
+        st.caption("± is the 95 % Wilson margin for that class's sample count: a class with few samples can look "
+                   "much better or worse than it is.")
+    render_misclassified(ins, rec, name)
+    c1, c2 = st.columns(2)
+    for col, made, label, mime in ((c1, artifacts.insight_json(name, rec.result), "Errors (JSON)", "application/json"),
+                                   (c2, artifacts.insight_csv(name, rec.result), "Per-class accuracy (CSV)", "text/csv")):
+        if made is not None:
+            col.download_button(label, data=made[1], file_name=made[0], mime=mime, on_click="ignore",
+                                key=f"dl-errors-{mime}-{rec.number}", icon=":material/download:", width="stretch")
+
+
+def render_misclassified(ins: INS.Insight, rec: TrialRecord, name: str) -> None:
+    """The kept misclassified test examples, most confident mistakes first, each with "Look inside"."""
+    wrong = [e for e in ins.examples if e.role == "misclassified"]
+    what = "texts" if ins.kind == "text" else "images"
+    if not wrong:
+        st.caption("No test example was misclassified.")
+        return
+    st.markdown(f"**Misclassified test {what}**, the most confident mistakes first (true → predicted, confidence)")
+    for start in range(0, len(wrong), GALLERY_COLUMNS):
+        cols = st.columns(GALLERY_COLUMNS)
+        for col, ex in zip(cols, wrong[start:start + GALLERY_COLUMNS]):
+            with col.container(border=True, key=f"wrong-{rec.number}-{ex.index}"):
+                caption = example_caption(ins, ex)
+                if ex.image is not None:
+                    st.image(enlarged(ex.image), caption=caption)
+                else:
+                    words = ex.words or []
+                    text = " ".join(words[:MAX_WORDS]) + (" …" if len(words) > MAX_WORDS else "")
+                    st.markdown(f"> {text}" if text else "> (empty text)")
+                    st.caption(caption)
+                if st.button("Look inside", key=f"inside-{rec.number}-{ex.index}", icon=":material/view_in_ar:",
+                             help="Open this example in the 3D viewer: each layer's output for it."):
+                    st.session_state["inside"] = {"study": name, "trial": rec.number, "example": ex.index}
+                    st.switch_page(PAGE_VIEWER)
 
 
 def render_study(records: list[TrialRecord], name: str, config: StudyConfig | None, best: TrialRecord | None) -> None:
@@ -204,6 +312,7 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
                "and the leading trial of a row where more (or fewer, for parameters and time) is better is in bold.")
     st.dataframe(_style_compare(df), hide_index=True, width="stretch",
                  column_config={"differs": None, "best": st.column_config.TextColumn("leads")})
+    render_compare_classes(recs, config)
     acc = FIG.make_compare_curves_figure(recs, "accuracy")
     st.plotly_chart(acc, key="cmp-curves-accuracy")
     st.plotly_chart(FIG.make_compare_curves_figure(recs, "loss"), key="cmp-curves-loss")
@@ -214,6 +323,46 @@ def render_compare(candidates: list[TrialRecord], name: str, config: StudyConfig
         findings = diagnose(rec.result)
         worst = [f for f in findings if f.severity in ("critical", "warning")]
         st.caption(f"#{rec.number}: " + ("; ".join(FMT.plain(f.title) for f in worst) if worst else "no health problems found"))
+
+
+def render_compare_classes(recs: list[TrialRecord], config: StudyConfig | None) -> None:
+    """Per-class accuracy of the compared trials side by side: validation recall (recorded by every
+    complete trial since it was added) or the test split's (from the trial's insight file)."""
+    st.markdown("**Accuracy per class**")
+    split = st.radio("Per-class accuracy on", ["validation", "test"], horizontal=True, key="cmp-class-split",
+                     help="Validation: the split the study optimised on. Test: from the trial's insight file, on data "
+                          "the study never optimised on. Older trials may lack either.")
+    series: dict[str, list[float | None]] = {}
+    missing: list[int] = []
+    for r in recs:
+        if split == "validation":
+            accs = list(r.result.class_accuracy) if r.result is not None and r.result.class_accuracy else None
+        else:
+            ins = trial_insight(r)
+            accs = ins.class_accuracy if ins is not None else None
+        if accs is None:
+            missing.append(r.number)
+        else:
+            series[f"#{r.number}"] = accs
+    n_classes = max((len(v) for v in series.values()), default=0)
+    names: list[str] = [str(i) for i in range(n_classes)]
+    if config is not None:
+        try:
+            from core.datasets import get_info
+
+            known = [str(n) for n in get_info(config.dataset).class_names]
+            names = known[:n_classes] if len(known) >= n_classes else names
+        except ConfigError:
+            pass
+    series = {k: (list(v) + [None] * n_classes)[:n_classes] for k, v in series.items()}
+    if series:
+        st.plotly_chart(FIG.make_compare_class_figure(series, names, split), key="cmp-class-acc")
+        st.dataframe(pd.DataFrame({"class": names, **{k: [None if a is None else round(100 * a, 1) for a in v]
+                                                    for k, v in series.items()}}),
+                     hide_index=True, width="stretch", key="cmp-class-table")
+    if missing:
+        why = "recorded before per-class accuracy was" if split == "validation" else "no insight file"
+        st.caption(f"No {split}-split per-class figures for " + ", ".join(f"#{n}" for n in missing) + f" ({why}).")
 
 
 def main() -> None:
