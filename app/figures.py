@@ -364,6 +364,8 @@ def make_experiment_figures(rows: Sequence[Any], knob: str) -> tuple["go.Figure 
                            line=dict(width=4, color="#212529"))
     return (finish(acc, f"Accuracy vs {knob} (bars: 95 % sampling noise)", "accuracy (%)") if acc.data else None,
             finish(health, f"Health vs {knob}", "0 = unhealthy, 1 = healthy") if health.data else None)
+
+
 # --- insight
 
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import streamlit as st
 
+from app import PAGE_VIEWER
 from app import format as FMT
+from app import widgets as W
+from core import artifacts
 from core import insight as INS
-from core.paths import INSIGHT_FILE
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -42,16 +44,16 @@ MAX_DENSE_BARS = 512  # a dense layer wider than this is drawn as its first 512 
 # --------------------------------------------------------------------------- loading
 
 
+REQUEST = "inside"  # session key: {"study", "trial", "example"} the 3D viewer opens on (look_inside)
+
+
 def insight_path(rec: "TrialRecord") -> Path | None:
-    """Where the trial's insight file is (beside its result.json), or None when it has no folder."""
-    res = rec.result
-    if res is None or not res.result_path:
-        return None
-    return Path(res.result_path).parent / INSIGHT_FILE
+    """The trial's insight file (``core.artifacts.insight_path``), or None when it has none."""
+    return artifacts.insight_path(rec.result)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _load(path: str, stamp: float) -> INS.Insight | None:
+def _load(path: str, stamp: float) -> INS.Insight | None:  # noqa: ARG001 - stamp: a rewritten file is read again
     return INS.load(Path(path))
 
 
@@ -65,6 +67,12 @@ def insight_of(rec: "TrialRecord") -> INS.Insight | None:
     except OSError:
         return None
     return _load(str(path), stamp)
+
+
+def look_inside(study: str, trial: int, example: int) -> None:
+    """Open the 3D viewer on this trial with this test example chosen (the viewer reads ``REQUEST``)."""
+    st.session_state[REQUEST] = {"study": study, "trial": trial, "example": example}
+    W.go_to(PAGE_VIEWER)
 
 
 # --------------------------------------------------------------------------- labels
@@ -98,19 +106,19 @@ def colormap(values: np.ndarray) -> np.ndarray:
     return (_VIRIDIS[lo] * (1 - t) + _VIRIDIS[lo + 1] * t).round().astype(np.uint8)
 
 
-def input_picture(ex: INS.Example, size: int = 168) -> np.ndarray | None:
-    """The example's image scaled up with square pixels (an 8×8 digit stays readable), RGB uint8."""
-    if ex.image is None:
-        return None
-    from PIL import Image
-
-    img = np.asarray(ex.image)
+def enlarged(image: np.ndarray, px: int = 168) -> np.ndarray:
+    """A small image scaled up by a whole factor with square pixels (an 8×8 digit stays readable), RGB uint8."""
+    img = np.asarray(image).astype(np.uint8)
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
-    pic = Image.fromarray(img.astype(np.uint8))
-    scale = max(1, size // max(img.shape[:2]))
-    pic = pic.resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST)
-    return np.asarray(pic.convert("RGB"))
+    factor = max(1, px // max(1, max(img.shape[:2])))
+    img = np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
+    return np.stack([img] * 3, axis=-1) if img.ndim == 2 else img
+
+
+def input_picture(ex: INS.Example, size: int = 168) -> np.ndarray | None:
+    """The example's image as :func:`enlarged` draws it; None for a text."""
+    return None if ex.image is None else enlarged(ex.image, size)
 
 
 def _frame(tile: np.ndarray, rgb: tuple[int, int, int], width: int = 3) -> np.ndarray:

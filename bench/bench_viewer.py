@@ -64,7 +64,7 @@ TARGETS = {"recolour": 0.3, "highlight": 0.3, "new_tab": 1.5, "cold": 3.0}  # se
 COLOUR_LABELS = {"gradient_norm": "Gradient health", "dead_units": "Dead units", "performance": "Performance",
                  "health": "Layer health"}
 POLL_MS = 20  # how often "is it drawn yet?" is asked inside the iframe
-HIGHLIGHT_ROWS = (2, 5, 9)  # table rows clicked in turn (each click selects another layer; all in view)
+HIGHLIGHT_ROWS = (2, 4, 6)  # table rows clicked in turn (each click selects another layer; all in view)
 # Inside the component's iframe: the scene has drawn and the component has restyled it.
 READY_JS = "() => !!(window.hpoScene && window.hpoScene.ready && window.hpoScene.applied)"
 STATE_JS = """() => ({scene: window.hpoScene && {ready: window.hpoScene.ready, key: window.hpoScene.sceneKey,

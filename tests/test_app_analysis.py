@@ -95,7 +95,7 @@ def test_trials_picked_in_the_gallery_open_side_by_side(home):
     picks = [0, 2, 4]
     for n in picks:
         at.button(key=f"pick-{n}").click().run()
-    assert at.button(key=f"pick-0").label == "In comparison"
+    assert at.button(key="pick-0").label == "In comparison"
     assert "Picked to compare: #0, #2, #4" in [c.value for c in at.caption]
     at.button(key=f"compare-{NAME}").click().run()
     assert not at.exception
@@ -214,7 +214,7 @@ def test_study_progress_bar_counts_trials_and_epochs(home):
     at = app(TRIALS)
     bars = [p.proto.text for p in at.get("progress")]
     # 3 x 4 epochs + pruned 2 + failed 2, budget 5 x 4
-    assert bars == [f"5/5 trials · 16 of at most 20 epochs trained"]
+    assert bars == ["5/5 trials · 16 of at most 20 epochs trained"]
     assert at.get("progress")[0].proto.value == 100
     assert fake.config.n_trials == 5
 

@@ -3,8 +3,6 @@ the CLI, and real runs on digits (tf-marked) with the same seed and fixed params
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import os
 import random
 import subprocess

@@ -13,8 +13,6 @@ Tabs track which one is open, so only the visible tab's charts are computed.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +21,7 @@ import streamlit as st
 from app import PAGE_VIEWER
 from app import figures as FIG
 from app import format as FMT
+from app import inside as INSIDE
 from app import widgets as W
 from app import state
 from app.views.experiment import render_knob_experiment
@@ -123,28 +122,6 @@ IMAGE_PX = 84  # gallery images are scaled up to about this width (nearest neigh
 MAX_WORDS = 60  # a text in the gallery is cut after this many words
 
 
-@functools.lru_cache(maxsize=8)
-def _load_insight(path: str, mtime: float) -> INS.Insight | None:  # noqa: ARG001 - mtime: a rewritten file is read again
-    return INS.load(Path(path))
-
-
-def trial_insight(rec: TrialRecord) -> INS.Insight | None:
-    """The trial's insight (core.insight), or None: older trials, failed ones, or a file that is gone."""
-    path = artifacts.insight_path(rec.result)
-    if path is None:
-        return None
-    try:
-        return _load_insight(str(path), path.stat().st_mtime)
-    except OSError:
-        return None
-
-
-def enlarged(image: np.ndarray, px: int = IMAGE_PX) -> np.ndarray:
-    """A small image scaled up by a whole factor with nearest neighbour, so 8x8 digits stay readable."""
-    factor = max(1, px // max(1, image.shape[1]))
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-
-
 def example_caption(ins: INS.Insight, ex: INS.Example) -> str:
     """'true 3 → predicted 9 (87 %)' for one example."""
     name = lambda c: ins.class_names[c] if 0 <= c < len(ins.class_names) else str(c)  # noqa: E731
@@ -155,7 +132,7 @@ def render_errors(rec: TrialRecord, name: str) -> None:
     """Where the model goes wrong on the test split: confusion matrix, per-class accuracy, and the
     misclassified examples, each with a way into the 3D viewer."""
     st.subheader("Where the model goes wrong")
-    ins = trial_insight(rec)
+    ins = INSIDE.insight_of(rec)
     if ins is None:
         why = ("it did not finish training" if rec.state != "COMPLETE"
                else "it was trained before these were recorded, or its insight.npz file is gone")
@@ -205,7 +182,7 @@ def render_misclassified(ins: INS.Insight, rec: TrialRecord, name: str) -> None:
             with col.container(border=True, key=f"wrong-{rec.number}-{ex.index}"):
                 caption = example_caption(ins, ex)
                 if ex.image is not None:
-                    st.image(enlarged(ex.image), caption=caption)
+                    st.image(INSIDE.enlarged(ex.image, IMAGE_PX), caption=caption, output_format="PNG")
                 else:
                     words = ex.words or []
                     text = " ".join(words[:MAX_WORDS]) + (" …" if len(words) > MAX_WORDS else "")
@@ -213,8 +190,7 @@ def render_misclassified(ins: INS.Insight, rec: TrialRecord, name: str) -> None:
                     st.caption(caption)
                 if st.button("Look inside", key=f"inside-{rec.number}-{ex.index}", icon=":material/view_in_ar:",
                              help="Open this example in the 3D viewer: each layer's output for it."):
-                    st.session_state["inside"] = {"study": name, "trial": rec.number, "example": ex.index}
-                    st.switch_page(PAGE_VIEWER)
+                    INSIDE.look_inside(name, rec.number, ex.index)
 
 
 def render_study(records: list[TrialRecord], name: str, config: StudyConfig | None, best: TrialRecord | None) -> None:
@@ -338,7 +314,7 @@ def render_compare_classes(recs: list[TrialRecord], config: StudyConfig | None) 
         if split == "validation":
             accs = list(r.result.class_accuracy) if r.result is not None and r.result.class_accuracy else None
         else:
-            ins = trial_insight(r)
+            ins = INSIDE.insight_of(r)
             accs = ins.class_accuracy if ins is not None else None
         if accs is None:
             missing.append(r.number)

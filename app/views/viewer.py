@@ -49,14 +49,17 @@ from core.scene import COLOR_BY, export_filename
 
 log = logging.getLogger("hpo.app.viewer")
 
-SCENE_HEIGHT = 460  # px of the 3D stage; the table beside it is at most as tall
+SCENE_HEIGHT = 460  # px of the 3D stage
+# px of the layer table beside it (about 7 rows, then it scrolls); the same whether or not a layer is
+# selected, so the rows never move under the pointer, and the selected layer's details fit under it
+TABLE_HEIGHT = 300
 METRIC = "val_accuracy"  # the metric named in export file names (what the study optimises on)
 EXPORT_POLL_S = 0.5  # progress refresh while an export renders
 _SHORT_TYPE = {"normalization": "norm", "global_pooling": "global pool"}
 _SEL_COLOR = "hpo.viewer.color_by"  # the colouring chosen in the scene; survives page switches
 _SEL_LAYER = "hpo.viewer.layer"  # {(study, trial): layer_id} selected in the table or the scene
 _SEEN_PICKS = "hpo.viewer.picks"  # {scene key: clicks already applied}
-INSIDE_REQUEST = "inside"  # {"study", "trial", "example"}: set by the Health screen's "Look inside"
+INSIDE_REQUEST = INSIDE.REQUEST  # {"study", "trial", "example"}: set by the Health screen's "Look inside"
 
 COLOR_LABEL = {
     "performance": "Performance",
@@ -371,7 +374,7 @@ def render_scene_and_table(study: str, rec: TrialRecord, arch: ArchitectureVisua
     with right:
         st.markdown(f"**Layers** · {FMT.plain(arch.architecture_type)} · {len(arch.layers)} drawn · "
                     f"{arch.total_parameters:,} parameters")
-        render_layers(arch, key=table_key, height=None if highlight is None else 220)
+        render_layers(arch, key=table_key, height=TABLE_HEIGHT)
         if highlight is None:
             st.caption("Select a row, or click a layer in the scene, to outline it and see its details here.")
         else:

@@ -186,7 +186,7 @@ def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, t
     row = 2
     assert frame.evaluate(ACTORS_JS)[row]["outline"] is False
     page.mouse.click(table["x"] + 17, table["y"] + 35 * (row + 1) + 17)  # the row's selection checkbox
-    expect(page.get_by_text("highlighted:", exact=False)).to_be_visible()
+    expect(page.get_by_text("selected:", exact=False)).to_be_visible()
     frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layers[row]['id']!r}")
     actors = frame.evaluate(ACTORS_JS)
     assert [a["outline"] for a in actors] == [i == row for i in range(len(layers))]
