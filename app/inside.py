@@ -311,8 +311,12 @@ def render_layer_details(lay: "LayerVisualization", ins: INS.Insight | None, ex:
     shape = "×".join("?" if s is None else str(s) for s in (lay.output_shape or ())) or "–"
     facts = [f"**{FMT.plain(lay.name or lay.layer_id)}** · {FMT.plain(lay.layer_type)}", f"output {shape}",
              f"{lay.parameters:,} parameters"]
-    if lay.activation:
-        facts.append(f"activation {FMT.plain(lay.activation)}")
+    kept = ins.layer(lay.name) if ins is not None else None
+    # a conv or dense layer's own activation is linear when a separate activation layer follows it
+    # (batch norm sits between): the one that fires is the one health measured
+    activation = kept.activation if kept is not None else lay.activation
+    if activation:
+        facts.append(f"activation {FMT.plain(activation)}")
     if lay.dead_fraction is not None:
         facts.append(f"{lay.dead_fraction:.0%} dead")
     if lay.gradient_score is not None:

@@ -205,8 +205,11 @@ def check_new_study(config: StudyConfig, url: str | None = None) -> StudyConfig:
     return config
 
 
-def start(config: StudyConfig) -> Any:
+def start(config: StudyConfig, *, select: bool = True) -> Any:
     """Validate ``config``, then start a ``StudyRunner`` for it in the background.
+
+    ``select``: make it this tab's study (Configure); an experiment started from a trial leaves
+    the tab on that trial, where its plot is.
 
     Returns:
         The started runner (also kept in the registry).
@@ -228,7 +231,8 @@ def start(config: StudyConfig) -> Any:
         runner = R.StudyRunner(config, api_key=runpod_setting("RUNPOD_API_KEY"))
         runner.start()
         reg.runners[(url, config.name)] = runner
-    select_study(config.name)
+    if select:
+        select_study(config.name)
     return runner
 
 

@@ -32,7 +32,7 @@ def open_in_trials(name: str) -> None:
 def _start(config: StudyConfig, record: TrialRecord, knob: str, text: str, taken: list[str]) -> None:
     try:
         cfg = experiment_config(config, record, knob, parse_values(text, knob), taken=taken)
-        state.start(cfg)
+        state.start(cfg, select=False)  # stay on this trial: the plot is here
     except ConfigError as exc:
         W.render_config_error(exc)
         return

@@ -77,14 +77,15 @@ def test_look_inside_a_mistake_click_a_layer_and_run_a_knob_experiment(browser, 
     expect(page.get_by_text("Where the model goes wrong").first).to_be_visible(timeout=90_000)
     look = page.get_by_role("button", name=re.compile("Look inside"))
     expect(look.first).to_be_visible()
-    label = look.first.get_attribute("aria-label") or ""
+    card = look.first.locator("xpath=ancestor::div[contains(@class, 'st-key-wrong-')][1]")
+    trial, index = re.search(r"st-key-wrong-(\d+)-(\d+)", card.get_attribute("class")).groups()
     look.first.click()
 
     # 2. the 3D viewer, on that example
     expect(page.get_by_role("heading", name="3D network viewer")).to_be_visible()
     frame = _scene(page)
-    picker = page.locator(".st-key-viewer-example-" + STUDY + "-0, [class*='st-key-viewer-example-']").first
-    expect(picker).to_contain_text("misclassified")
+    picker = page.locator(f".st-key-viewer-example-{STUDY}-{trial}").get_by_role("combobox")
+    expect(picker).to_have_value(re.compile(f"^misclassified #{index}:"))
     layers = frame.evaluate("() => window.hpoScene.args.layers.map(l => [l.id, l.name])")
     conv_id, conv_name = next((i, n) for i, n in layers if "conv" in n and "act" not in n)
     # a click on the conv layer's mesh in the scene (not its label, not the table)
@@ -105,21 +106,36 @@ def test_look_inside_a_mistake_click_a_layer_and_run_a_knob_experiment(browser, 
     # 3. back to Health: a 3-value learning-rate experiment from this trial, run to its plot
     page.goto(app_url + "/health")
     expect(page.get_by_text("What does this knob do?").first).to_be_visible(timeout=60_000)
-    knob = page.locator("[class*='st-key-knob-exp-'][class*='-knob']").first
-    knob.click()
-    page.get_by_role("option", name="learning_rate", exact=True).click()
+    knob = page.locator("[class*='st-key-knob-exp-'][class*='-knob']").first.get_by_role("combobox")
+    expect(knob).to_be_visible()
+    if knob.input_value() != "learning_rate":
+        knob.click()
+        knob.fill("learning_rate")  # the list filters as one types
+        page.get_by_role("option", name="learning_rate", exact=True).click()
+    expect(knob).to_have_value("learning_rate")
     values = page.locator("[class*='st-key-knob-exp-'][class*='-values-learning_rate'] input").first
     values.fill("0.0005, 0.003, 0.02")
     values.press("Enter")
     page.get_by_role("button", name="Start experiment").click()
     expect(page.get_by_text(re.compile("Started .*3 trials, one per value"))).to_be_visible()
-    plot = page.locator("[class*='st-key-knob-exp-'][class*='-acc']").first
-    expect(plot).to_be_visible(timeout=240_000)
-    # the plot has one point per value (read from Plotly's own figure data in the page)
-    page.wait_for_function(
-        """() => [...document.querySelectorAll("[class*='-acc'] .js-plotly-plot")].some(
-              p => p.data && p.data.length && p.data[0].x && p.data[0].x.length === 3)""", timeout=240_000)
+    plot = page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first
+    try:
+        expect(plot).to_be_visible(timeout=240_000)
+    except AssertionError:
+        page.screenshot(path=str(shots / "inside_knob_experiment_failed.png"), full_page=True)
+        raise
+    # the plot fills in as trials finish: one point per value at the end (Plotly's own figure data)
+    try:
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('.js-plotly-plot')].some(p => p.layout && p.layout.title
+                  && String(p.layout.title.text || '').includes('Accuracy vs learning_rate')
+                  && p.data.length && (p.data[0].x || []).length === 3)""", timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(shots / "inside_knob_experiment_failed.png"), full_page=True)
+        print(page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(p => [
+              String((p.layout.title || {}).text), p.data.map(t => (t.x || []).length)])"""))
+        raise
+    expect(page.get_by_text(re.compile(r"(beyond|within) sampling noise|noise")).first).to_be_visible()
     expect(page.get_by_text(re.compile(r"learning.rate", re.I)).first).to_be_visible()
     page.screenshot(path=str(shots / "inside_knob_experiment.png"), full_page=True)
     page.close()
-    assert label  # the button said what it opens
