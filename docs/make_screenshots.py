@@ -6,7 +6,10 @@ study ``bench/bench_default_study.py`` measures), through the product's own CLI,
 app on that storage and photographs each screen in headless Chromium:
 
     docs/screenshots/configure.png  trials.png  trials-phone.png  health.png  learn.png
-    viewer.png  compare.png
+    viewer.png  compare.png  guide.png  errors.png  inside.png  experiment.png
+
+It also runs a 3-value one-knob experiment (learning rate) from the best trial, by the CLI
+(``python -m core experiment``), for experiment.png.
 
 Usage: ``python docs/make_screenshots.py [--home DIR] [--keep]`` (about 3-4 minutes on 2 cores).
 ``--home`` reuses a folder that already holds the study (nothing is trained again).
@@ -41,6 +44,37 @@ def train(home: Path) -> None:
     subprocess.run([sys.executable, "-m", "core", "optimize", "--name", STUDY, "--no-progress"], cwd=ROOT, env=env, check=True)
 
 
+def experiment(home: Path) -> None:
+    """A learning-rate experiment from the best trial (values spread over its range), by the CLI."""
+    from core.config import Settings
+    from core.experiment import base_params, suggest_values
+    from core.study import best_record, config_of, list_studies, load_records, load_study
+
+    url = f"sqlite:///{Settings(home=home).runs_dir / 'studies.db'}"
+    if any(s.config is not None and s.config.experiment for s in list_studies(url)):
+        print("an experiment is already in", home)
+        return
+    config = config_of(load_study(STUDY, url))
+    best = best_record(load_records(STUDY, url), config)
+    values = suggest_values(config.kind, "learning_rate", base_params(config, best).get("learning_rate"))
+    env = {**os.environ, "HPO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run([sys.executable, "-m", "core", "experiment", "--study", STUDY, "--trial", str(best.number),
+                    "--knob", "learning_rate", "--values", ",".join(str(v) for v in values)],
+                   cwd=ROOT, env=env, check=True)
+
+
+def section_shot(page, heading: str, path: Path, wait=None) -> None:
+    """The viewport with ``heading`` at its top (a screen's section, as a user scrolled to it)."""
+    h = page.get_by_role("heading", name=heading).first
+    h.scroll_into_view_if_needed()
+    h.evaluate("e => e.scrollIntoView({block: 'start'})")
+    if wait is not None:
+        wait.wait_for()
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(path))
+    print("wrote", path.relative_to(ROOT))
+
+
 def stretch_shot(page, path: Path, ready=None) -> None:
     from tests.e2e.apprun import stretch_screenshot
 
@@ -66,6 +100,11 @@ def photograph(home: Path) -> None:
 
             page.goto(url)
             stretch_shot(page, SHOTS / "configure.png", page.get_by_role("button", name="Start study"))
+            page.get_by_text("Guided first study").first.click()  # closed once a study exists
+            expect(page.get_by_text("Look inside the network").first).to_be_visible()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(SHOTS / "guide.png"))
+            print("wrote docs/screenshots/guide.png")
 
             page.goto(f"{url}/trials")
             expect(page.locator('[class*="st-key-card-"]').first).to_be_visible()
@@ -89,6 +128,25 @@ def photograph(home: Path) -> None:
             expect(page.get_by_text("Six health metrics")).to_be_visible()
             stretch_shot(page, SHOTS / "health.png", page.locator('[data-testid="stPlotlyChart"]').nth(2))
 
+            section_shot(page, "Where the model goes wrong", SHOTS / "errors.png",
+                         page.get_by_role("button", name="Look inside").first)
+            section_shot(page, "What does this knob do?", SHOTS / "experiment.png",
+                         page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first)
+
+            # inside the network: the most confident mistake, its conv layer's feature maps
+            page.get_by_role("button", name="Look inside").first.scroll_into_view_if_needed()
+            page.get_by_role("button", name="Look inside").first.click()
+            frame = scene_frame(page)
+            layers = frame.evaluate("() => window.hpoScene.args.layers.map(l => [l.id, l.name])")
+            conv = next(i for i, n in layers if "conv" in n and "act" not in n)
+            frame.locator(f'.lbl[data-layer="{conv}"]').click()  # its label in the scene
+            details = page.locator(".st-key-viewer-layer-details")
+            expect(details).to_contain_text("feature maps for this example")
+            details.scroll_into_view_if_needed()
+            page.wait_for_timeout(2000)
+            stretch_shot(page, SHOTS / "inside.png", details.locator("img").first)
+
+            page.goto(f"{url}/health")
             page.get_by_role("link", name="Learn").click()
             page.get_by_text("Learning rate ·").click()
             stretch_shot(page, SHOTS / "learn.png", page.locator('[data-testid="stPlotlyChart"]').first)
@@ -110,6 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     home = (args.home or Path(tempfile.mkdtemp(prefix="hpo_shots_home_"))).resolve()
     train(home)
+    experiment(home)
     photograph(home)
     print("home:", home, "(kept)" if args.keep or args.home else "")
 

@@ -534,6 +534,8 @@ def test_learn_links_to_the_users_study(home, fake):
     assert any("Not tuned in" in c.value for c in at.caption)  # weight_decay was fixed
     lr = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("learning_rate"))
     assert len(lr["data"][0]["x"]) == len(fake.results)  # one point per complete trial of the study
+    # and how far apart two points must be to differ beyond sampling noise (fakes: 216 samples)
+    assert any("samples; one sample is 0.46 points): points closer than that are a tie" in c.value for c in at.caption)
 
 
 def test_learn_explains_the_search_with_the_users_pruned_trials(home, fake):

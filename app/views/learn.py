@@ -92,7 +92,18 @@ def render_hyperparameter(hp: Hyperparameter, records: list[TrialRecord], study:
                 st.caption(f"**{FMT.plain(study)}** needs two complete trials to show this.")
             else:
                 st.plotly_chart(fig, key=f"learn-fig-{hp.name}")
-                st.caption(f"Each point is a trial of **{FMT.plain(study)}**; colour is its health score.")
+                st.caption(f"Each point is a trial of **{FMT.plain(study)}**; colour is its health score."
+                           + noise_caption(records))
+
+
+def noise_caption(records: list[TrialRecord]) -> str:
+    """How far apart two points must be to differ beyond sampling noise (from the study's best trial)."""
+    done = [r for r in records if r.result is not None and r.result.val_samples and r.val_accuracy is not None]
+    if not done:
+        return ""
+    top = max(done, key=lambda r: r.val_accuracy)
+    return (f" Accuracy near the top is {FMT.noise_text(top.val_accuracy, top.result.val_samples)}: points closer "
+            "than that are a tie, not an effect of this knob.")
 
 
 def render_metric(key: str, records: list[TrialRecord], study: str | None, best: TrialRecord | None) -> None:
