@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -36,6 +37,7 @@ MODULES = (
 
 log = logging.getLogger("hpo.app.serve")
 WARM: dict[str, float] = {}  # what the head start did: module or step -> seconds (read by the tests)
+PREBUILD_STUDIES = 5  # the head start builds the best trial's scene of this many newest studies
 _IMPORTED = threading.Event()  # the modules are imported (the scene warm-up may still run)
 _started = False
 
@@ -80,6 +82,8 @@ def warm_up() -> None:
             WARM[name] = time.perf_counter() - t
     finally:
         _IMPORTED.set()
+    if os.environ.get("HPO_HEAD_START_SCENE") == "0":
+        return
     t = time.perf_counter()
     try:
         from core.architecture import ArchitectureVisualization, LayerVisualization
@@ -92,6 +96,35 @@ def warm_up() -> None:
         WARM["scene"] = time.perf_counter() - t
     except Exception:  # noqa: BLE001
         log.debug("head start: the 3D scene warm-up failed", exc_info=True)
+    t = time.perf_counter()
+    try:
+        WARM["scenes_built"] = prebuild_scenes()
+        WARM["prebuild"] = time.perf_counter() - t
+    except Exception:  # noqa: BLE001
+        log.debug("head start: could not build the best trials' scenes", exc_info=True)
+
+
+def prebuild_scenes(studies: int = PREBUILD_STUDIES) -> int:
+    """Write the 3D scene of the best trial of the newest ``studies`` studies, the one the viewer
+    opens on, unless it is on disk already; returns how many were built or found."""
+    from app.scene_files import load_or_build, scene_key, write_viewer_script
+    from core.architecture import ArchitectureVisualization
+    from core.config import Settings
+    from core.storage import resolve_url
+    from core.study import best_record, list_studies, load_records
+
+    url = resolve_url(None, Settings.from_env())  # what app.state.storage_url() reads
+    write_viewer_script()
+    done = 0
+    for summary in list_studies(url)[:studies]:
+        rec = best_record(load_records(summary.name, url), summary.config)
+        layout = ((rec.result.architecture or {}).get("visualization") if rec and rec.result else None)
+        if not layout or rec.complete is None:
+            continue
+        arch = ArchitectureVisualization.from_dict(layout)
+        load_or_build(scene_key(url, summary.name, rec.number, rec.complete.isoformat(), arch), arch)
+        done += 1
+    return done
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,12 +37,13 @@ STUDY = "v"
 # --------------------------------------------------------------------------- fixtures
 
 
-def make_real_study(home: Path, name: str = STUDY) -> None:
-    """Train a tiny digits study with the CLI, as a user would, into ``home``."""
+def make_real_study(home: Path, name: str = STUDY, dataset: str = "digits", trials: int = 2,
+                    max_samples: int = 200) -> None:
+    """Train a tiny study (1 epoch per trial) with the CLI, as a user would, into ``home``."""
     env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("HPO_STORAGE", None)
-    cmd = [sys.executable, "-m", "core", "optimize", "--dataset", "digits", "--trials", "2", "--epochs", "1",
-           "--max-samples", "200", "--name", name, "--no-progress"]
+    cmd = [sys.executable, "-m", "core", "optimize", "--dataset", dataset, "--trials", str(trials), "--epochs", "1",
+           "--max-samples", str(max_samples), "--name", name, "--no-progress"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
@@ -412,20 +413,11 @@ def test_a_click_in_the_scene_selects_the_layer_and_look_inside_opens_the_exampl
                for c in at.get("plotly_chart"))
 
 
-def make_text_study(home: Path, name: str = "txt") -> None:
-    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("HPO_STORAGE", None)
-    cmd = [sys.executable, "-m", "core", "optimize", "--dataset", "synthetic_text", "--trials", "1", "--epochs", "1",
-           "--max-samples", "300", "--name", name, "--no-progress"]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-
-
 @pytest.mark.slow  # trains a one-trial LSTM study in a subprocess (~20-30 s)
 def test_inside_an_lstm_hidden_state_over_the_words(tmp_path, monkeypatch):
     monkeypatch.setenv("HPO_HOME", str(tmp_path))
     monkeypatch.delenv("HPO_STORAGE", raising=False)
-    make_text_study(tmp_path)
+    make_real_study(tmp_path, "txt", dataset="synthetic_text", trials=1, max_samples=300)
     url = S.resolve_url(None, Settings(home=tmp_path))
     rec = next(r for r in load_records("txt", url) if r.state == "COMPLETE")
     from app import inside as INSIDE

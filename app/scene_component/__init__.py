@@ -14,91 +14,32 @@ Without a writable folder (a read-only install) the scene travels inline in the 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import sys
 import threading
-from pathlib import Path
 
 import streamlit as st
 import streamlit.components.v1 as components
 
+from app.scene_files import CACHE, FOLDER, SCENES, load_or_build, scene_key, write_viewer_script  # noqa: F401
 from core.architecture import ArchitectureVisualization, score_color
 
 log = logging.getLogger("hpo.app.scene")
 
-FOLDER = Path(__file__).resolve().parent
-CACHE = FOLDER / "cache"  # served with the component: cache/... is relative to index.html
-SCENES = CACHE / "scenes"
-KEEP_SCENES = 64  # scene files kept on disk (each ~50-200 KB); the oldest go first
 
 _component = components.declare_component("hpo_scene", path=str(FOLDER))
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # atomic: another tab never reads half a file
 
 
 @st.cache_resource(show_spinner=False)
 def viewer_script_url() -> str | None:
     """vtk.js's viewer written once beside the component; its URL (relative to index.html), or None."""
-    from core.scene import VIEWER_SCRIPT, viewer_script
-
-    js = viewer_script().encode()
-    path = CACHE / VIEWER_SCRIPT
-    try:
-        if not path.exists() or path.read_bytes() != js:
-            _write(path, js)
-    except OSError as exc:
-        log.warning("cannot write %s (%s): the 3D viewer is unavailable", path, exc)
-        return None
-    return f"cache/{VIEWER_SCRIPT}?v={hashlib.sha1(js).hexdigest()[:10]}"
-
-
-def scene_key(storage_url: str, study: str, trial: int, stamp: str, arch: ArchitectureVisualization) -> str:
-    """A name for one trial's scene: the trial, its completion time, its layout and the scene format."""
-    from core.scene import SCENE_FORMAT
-
-    ident = json.dumps([SCENE_FORMAT, storage_url, study, trial, stamp, arch.to_dict()], sort_keys=True, default=str)
-    return hashlib.sha1(ident.encode()).hexdigest()[:20]
-
-
-def _prune() -> None:
-    files = sorted(SCENES.glob("*.vtksz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[KEEP_SCENES:]:
-        for path in (old, old.with_suffix(".json")):
-            path.unlink(missing_ok=True)
+    return write_viewer_script()
 
 
 @st.cache_data(show_spinner="Building the 3D scene…", max_entries=64)
 def scene_files(key: str, _arch: ArchitectureVisualization) -> tuple[str | None, str | None, dict]:
-    """(URL of the scene file or None, the scene inline (base64) when it could not be written, meta).
-
-    Reads the files an earlier build (this process or an earlier one) left, else builds the scene.
-    """
-    data_path, meta_path = SCENES / f"{key}.vtksz", SCENES / f"{key}.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if data_path.exists():
-            return f"cache/scenes/{key}.vtksz", None, meta
-    except (OSError, ValueError):
-        pass
-    from core.scene import browser_scene
-
-    data, meta = browser_scene(_arch)
-    try:
-        _write(data_path, data)
-        _write(meta_path, json.dumps(meta).encode())
-        _prune()
-    except OSError as exc:
-        log.warning("cannot write the 3D scene to %s (%s); sending it inline", SCENES, exc)
-        return None, base64.b64encode(data).decode(), meta
-    return f"cache/scenes/{key}.vtksz", None, meta
+    """(URL of the scene file or None, the scene inline when it could not be written, meta): app.scene_files."""
+    return load_or_build(key, _arch)
 
 
 @st.cache_resource(show_spinner=False)

@@ -84,6 +84,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cli_study(home: Path, name: str, *, trials: int, epochs: int, max_samples: int, dataset: str = "digits",
+              pruner: str = "none") -> Path:
+    """A study really trained by ``python -m core optimize`` into ``home`` (the browser tests' fixture)."""
+    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("HPO_STORAGE", None)
+    subprocess.run([sys.executable, "-m", "core", "optimize", "--dataset", dataset, "--trials", str(trials),
+                    "--epochs", str(epochs), "--name", name, "--pruner", pruner, "--max-samples", str(max_samples),
+                    "--no-progress"], cwd=ROOT, env=env, check=True, timeout=600)
+    return home
+
+
 def start_app(home: Path, port: int, env_extra: dict[str, str] | None = None, timeout_s: float = 90,
               root: Path = ROOT) -> subprocess.Popen:
     """The app as ``make run`` starts it (``python -m app.serve``: ``streamlit run streamlit_app.py``

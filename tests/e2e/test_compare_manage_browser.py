@@ -7,14 +7,11 @@ Run: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_compare_manage_browser.p
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.apprun import free_port, shots_dir, start_app, stop_app
+from tests.e2e.apprun import cli_study, free_port, shots_dir, start_app, stop_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,13 +23,7 @@ N_TRIALS = 4
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 4-trial, 2-epoch digits study trained for real with ``python -m core optimize``."""
-    home = tmp_path_factory.mktemp("cmp_home")
-    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("HPO_STORAGE", None)
-    subprocess.run([sys.executable, "-m", "core", "optimize", "--dataset", "digits", "--trials", str(N_TRIALS),
-                    "--epochs", "2", "--name", STUDY, "--pruner", "none", "--max-samples", "600", "--no-progress"],
-                   cwd=ROOT, env=env, check=True, timeout=600)
-    return home
+    return cli_study(tmp_path_factory.mktemp("cmp_home"), STUDY, trials=N_TRIALS, epochs=2, max_samples=600)
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,12 @@ Run: ``.venv/bin/python -m pytest -m e2e tests/e2e/test_inside_browser.py``.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, free_port, shots_dir, start_app, stop_app
+from tests.e2e.apprun import cli_study, SCENE_IFRAME, WEBGL_ARGS, free_port, shots_dir, start_app, stop_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHROMIUM_EXTRA_ARGS = WEBGL_ARGS  # the scene is WebGL
@@ -42,13 +39,7 @@ CENTRE_JS = """(id) => {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 2-trial, 3-epoch digits study trained for real with ``python -m core optimize``."""
-    home = tmp_path_factory.mktemp("inside_home")
-    env = {**os.environ, "HPO_HOME": str(home), "HPO_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("HPO_STORAGE", None)
-    subprocess.run([sys.executable, "-m", "core", "optimize", "--dataset", "digits", "--trials", "2",
-                    "--epochs", "3", "--name", STUDY, "--pruner", "none", "--max-samples", "600", "--no-progress"],
-                   cwd=ROOT, env=env, check=True, timeout=600)
-    return home
+    return cli_study(tmp_path_factory.mktemp("inside_home"), STUDY, trials=2, epochs=3, max_samples=600)
 
 
 @pytest.fixture(scope="module")

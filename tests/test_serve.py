@@ -1,0 +1,54 @@
+"""app/serve.py: the head start of `make run` (imports, PyVista, the scenes users open first)."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState, create_trial
+from streamlit.testing.v1 import AppTest
+
+from app import scene_files
+from core import storage as S
+from core import study as K
+from core.config import Settings, TrialResult
+from tests.fakes import make_fake_study
+from tests.test_app_viewer import VIEWER, scene_args, tiny_layout
+
+
+def test_wait_returns_at_once_without_a_head_start_and_after_it(monkeypatch):
+    from app import serve
+
+    monkeypatch.setattr(serve, "_started", False)
+    serve.wait(timeout=0.01)  # plain `streamlit run`: nothing to wait for
+    monkeypatch.setattr(serve, "MODULES", ("json",))
+    monkeypatch.setenv("HPO_HEAD_START_SCENE", "0")
+    serve._IMPORTED.clear()
+    serve.warm_up()
+    assert serve._IMPORTED.is_set() and "json" in serve.WARM
+
+
+def test_the_head_start_builds_the_scene_the_viewer_opens_on(tmp_path, monkeypatch):
+    """The best trial's scene is on disk before the first visitor: the viewer reads it, never rebuilds it."""
+    from app import serve
+
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    monkeypatch.setattr(scene_files, "SCENES", tmp_path / "scenes")
+    settings = Settings(home=tmp_path)
+    url = S.resolve_url(None, settings)
+    fake = make_fake_study(url, "pre", n_complete=2, n_pruned=0, n_failed=0, with_models=False, settings=settings)
+    layout = tiny_layout()
+    better = TrialResult.from_dict({**fake.results[fake.best_number].to_dict(), "val_accuracy": 0.999,
+                                    "architecture": {"layers": [], "visualization": layout.to_dict()}})
+    study = optuna.load_study(study_name="pre", storage=S.open_storage(url))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.999], params={}, distributions={},
+                                 user_attrs={K.T_RESULT: better.to_dict()}))
+    assert serve.prebuild_scenes() == 1
+    built = list((tmp_path / "scenes").glob("*.vtksz"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+
+    at = AppTest.from_file(VIEWER, default_timeout=60).run()
+    assert not at.exception
+    assert scene_args(at)["scene_url"] == f"cache/scenes/{built[0].name}"  # the same key: the prebuilt file
+    assert built[0].stat().st_mtime_ns == stamp  # read, not built again
+    assert serve.prebuild_scenes() == 1 and built[0].stat().st_mtime_ns == stamp  # a second start finds it
