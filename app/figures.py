@@ -341,7 +341,8 @@ def make_experiment_figures(rows: Sequence[Any], knob: str) -> tuple["go.Figure 
     def finish(fig: "go.Figure", title: str, y: str) -> "go.Figure":
         fig.update_xaxes(title=knob, type="category" if categorical else ("log" if hp.log else "linear"))
         fig.update_yaxes(title=y)
-        return _layout(fig, title, height=320)
+        # seven health lines need two legend rows: under the plot, where they cannot cover the title
+        return _layout(fig, title, height=360, legend="bottom" if len(fig.data) > 4 else "top")
 
     acc = go.Figure()
     for key, title, _ in ACCURACIES:

@@ -65,11 +65,10 @@ def experiment(home: Path) -> None:
 
 def section_shot(page, heading: str, path: Path, wait=None) -> None:
     """The viewport with ``heading`` at its top (a screen's section, as a user scrolled to it)."""
-    h = page.get_by_role("heading", name=heading).first
-    h.scroll_into_view_if_needed()
-    h.evaluate("e => e.scrollIntoView({block: 'start'})")
     if wait is not None:
-        wait.wait_for()
+        wait.wait_for()  # the screen has rerun to what is shown (a picker change reruns it)
+    page.wait_for_timeout(1000)
+    page.get_by_role("heading", name=heading).first.evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(2000)
     page.screenshot(path=str(path))
     print("wrote", path.relative_to(ROOT))
@@ -130,8 +129,6 @@ def photograph(home: Path) -> None:
 
             section_shot(page, "Where the model goes wrong", SHOTS / "errors.png",
                          page.get_by_role("button", name="Look inside").first)
-            section_shot(page, "What does this knob do?", SHOTS / "experiment.png",
-                         page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first)
 
             # inside the network: the most confident mistake, its conv layer's feature maps
             page.get_by_role("button", name="Look inside").first.scroll_into_view_if_needed()
@@ -161,6 +158,33 @@ def photograph(home: Path) -> None:
         stop_app(proc)
 
 
+def photograph_experiment(home: Path) -> None:
+    """The Health screen's "What does this knob do?" under the best trial, with its experiment's plot."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.apprun import WEBGL_ARGS, free_port, launch_chromium, start_app, stop_app
+
+    port = free_port()
+    proc = start_app(home, port)
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, WEBGL_ARGS)
+            expect.set_options(timeout=60_000)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(90_000)
+            page.goto(f"http://127.0.0.1:{port}/health")
+            picker = page.get_by_role("combobox", name="Study")
+            picker.click()
+            page.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(STUDY)} · digits ")).first.click()
+            section_shot(page, "What does this knob do?", SHOTS / "experiment.png",
+                         page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first)
+            browser.close()
+    finally:
+        stop_app(proc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--home", type=Path, help="HPO_HOME holding (or to hold) the study; default a temp folder")
@@ -168,8 +192,9 @@ def main() -> None:
     args = ap.parse_args()
     home = (args.home or Path(tempfile.mkdtemp(prefix="hpo_shots_home_"))).resolve()
     train(home)
-    experiment(home)
     photograph(home)
+    experiment(home)  # after the other pictures: screens open on the newest study, and this is one
+    photograph_experiment(home)
     print("home:", home, "(kept)" if args.keep or args.home else "")
 
 
