@@ -7,6 +7,7 @@ format, the exports and keep-best-k on constructed insights, without TensorFlow.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -299,8 +300,15 @@ def test_a_failing_collect_warns_and_keeps_the_trial(tmp_path, digits, monkeypat
 
     spec = TrialSpec(dataset="digits", params=dict(TINY_CNN), epochs=1, max_samples=300, study="insight",
                      artifacts_dir=str(tmp_path / "t"))
-    with caplog.at_level("WARNING", logger="hpo.training"):
-        result = run_trial(spec, dataset=digits)
+    # core.logs.setup_logs (run by earlier tests in the same process) stops "hpo" propagating to
+    # the root logger, where caplog listens: listen on the logger itself
+    logger = logging.getLogger("hpo.training")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger="hpo.training"):
+            result = run_trial(spec, dataset=digits)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert result.status == "complete" and result.test_accuracy is not None
     assert (tmp_path / "t" / MODEL_FILE).is_file() and (tmp_path / "t" / RESULT_FILE).is_file()
     assert not (tmp_path / "t" / INSIGHT_FILE).exists()

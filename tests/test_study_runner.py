@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -149,8 +151,10 @@ def test_records_artifacts_and_export(finished, url, tmp_path):
     assert spec["params"] == best.spec["params"] and spec["seed"] == best.spec["seed"]
     assert spec["artifacts_dir"] is None and spec["study"] == "four-reproduce"
     written = artifacts.export_study("four", tmp_path / "out", storage_url=url)
-    assert set(written) == {"csv", "json", "config", "model"}
+    assert set(written) == {"csv", "json", "config", "model", "errors"}  # errors: the best trial's insight
     assert written["model"].name.startswith(f"four_model_trial-{best.number:04d}_val-acc-")
+    errors = json.loads(written["errors"].read_text())
+    assert sum(map(sum, errors["confusion"])) == best.result.test_samples  # the whole test split
 
 
 @pytest.mark.tf
