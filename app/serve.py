@@ -83,7 +83,7 @@ def warm_up() -> None:
     finally:
         _IMPORTED.set()
     if os.environ.get("HPO_HEAD_START_SCENE") == "0":
-        return
+        return  # imports only (tests; and to compare the two in bench/bench_viewer-style timings)
     t = time.perf_counter()
     try:
         from core.architecture import ArchitectureVisualization, LayerVisualization

@@ -251,15 +251,17 @@ def _train(spec, data, result, timings, on_epoch, should_stop, settings, stats_o
 
     # What the model does with test inputs (issue 14), made while it is in memory, from the test
     # probabilities computed above (the test set is not run twice).
+    # Only when the trial's files are written (save_model): otherwise nothing would keep it.
     insight = None
-    t = time.perf_counter()
-    try:
-        from core.insight import collect
+    if spec.save_model:
+        t = time.perf_counter()
+        try:
+            from core.insight import collect
 
-        insight = collect(model, units, data, test_pred, unit_stats)
-    except Exception:  # noqa: BLE001 - like the architecture: a nicety must not lose a trained trial
-        log.warning("trial %s: could not collect the insight data:\n%s", spec.trial_number, traceback.format_exc())
-    timings["insight"] = time.perf_counter() - t
+            insight = collect(model, units, data, test_pred, unit_stats)
+        except Exception:  # noqa: BLE001 - like the architecture: a nicety must not lose a trained trial
+            log.warning("trial %s: could not collect the insight data:\n%s", spec.trial_number, traceback.format_exc())
+        timings["insight"] = time.perf_counter() - t
 
     if spec.save_model:
         t = time.perf_counter()

@@ -19,10 +19,12 @@ Needs Debian's chromium, like the browser tests.
 from __future__ import annotations
 
 import argparse
+import re
 import os
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,24 @@ def experiment(home: Path) -> None:
                    cwd=ROOT, env=env, check=True)
 
 
+@contextmanager
+def browsing(home: Path):
+    """(app URL, browser, a 1280x900 page) over ``home``: the app served, headless Chromium with WebGL."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.apprun import WEBGL_ARGS, launch_chromium, served
+
+    with served(home) as url, sync_playwright() as pw:
+        browser = launch_chromium(pw, WEBGL_ARGS)
+        expect.set_options(timeout=60_000)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(90_000)
+        try:
+            yield url, browser, page
+        finally:
+            browser.close()
+
+
 def section_shot(page, heading: str, path: Path, wait=None) -> None:
     """The viewport with ``heading`` at its top (a screen's section, as a user scrolled to it)."""
     if wait is not None:
@@ -82,107 +102,78 @@ def stretch_shot(page, path: Path, ready=None) -> None:
 
 
 def photograph(home: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    from tests.e2e.apprun import WEBGL_ARGS, free_port, launch_chromium, scene_frame, start_app, stop_app
+    from tests.e2e.apprun import scene_frame
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = start_app(home, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw, WEBGL_ARGS)
-            expect.set_options(timeout=60_000)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(90_000)
+    with browsing(home) as (url, browser, page):
+        page.goto(url)
+        stretch_shot(page, SHOTS / "configure.png", page.get_by_role("button", name="Start study"))
+        page.get_by_text("Guided first study").first.click()  # closed once a study exists
+        expect(page.get_by_text("Look inside the network").first).to_be_visible()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / "guide.png"))
+        print("wrote docs/screenshots/guide.png")
 
-            page.goto(url)
-            stretch_shot(page, SHOTS / "configure.png", page.get_by_role("button", name="Start study"))
-            page.get_by_text("Guided first study").first.click()  # closed once a study exists
-            expect(page.get_by_text("Look inside the network").first).to_be_visible()
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(SHOTS / "guide.png"))
-            print("wrote docs/screenshots/guide.png")
+        page.goto(f"{url}/trials")
+        expect(page.locator('[class*="st-key-card-"]').first).to_be_visible()
+        stretch_shot(page, SHOTS / "trials.png", page.locator('[data-testid="stPlotlyChart"]').first)
 
-            page.goto(f"{url}/trials")
-            expect(page.locator('[class*="st-key-card-"]').first).to_be_visible()
-            stretch_shot(page, SHOTS / "trials.png", page.locator('[data-testid="stPlotlyChart"]').first)
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(f"{url}/trials")
+        expect(phone.locator('[class*="st-key-card-"]').first).to_be_visible()
+        phone.wait_for_timeout(2500)
+        phone.screenshot(path=str(SHOTS / "trials-phone.png"))
+        print("wrote docs/screenshots/trials-phone.png")
+        phone.close()
 
-            phone = browser.new_page(viewport={"width": 390, "height": 844})
-            phone.goto(f"{url}/trials")
-            expect(phone.locator('[class*="st-key-card-"]').first).to_be_visible()
-            phone.wait_for_timeout(2500)
-            phone.screenshot(path=str(SHOTS / "trials-phone.png"))
-            print("wrote docs/screenshots/trials-phone.png")
-            phone.close()
+        # Compare: opens on the study's top three
+        page.goto(f"{url}/health")
+        page.get_by_role("tab", name="Compare").click()
+        expect(page.get_by_text("Training (dotted) and validation (solid) accuracy")).to_be_visible()
+        stretch_shot(page, SHOTS / "compare.png", page.locator("[data-testid='stDataFrame']").first)
 
-            # Compare: opens on the study's top three
-            page.goto(f"{url}/health")
-            page.get_by_role("tab", name="Compare").click()
-            expect(page.get_by_text("Training (dotted) and validation (solid) accuracy")).to_be_visible()
-            stretch_shot(page, SHOTS / "compare.png", page.locator("[data-testid='stDataFrame']").first)
+        page.goto(f"{url}/health")  # opens on the study's best trial
+        expect(page.get_by_text("Six health metrics")).to_be_visible()
+        stretch_shot(page, SHOTS / "health.png", page.locator('[data-testid="stPlotlyChart"]').nth(2))
 
-            page.goto(f"{url}/health")  # opens on the study's best trial
-            expect(page.get_by_text("Six health metrics")).to_be_visible()
-            stretch_shot(page, SHOTS / "health.png", page.locator('[data-testid="stPlotlyChart"]').nth(2))
+        section_shot(page, "Where the model goes wrong", SHOTS / "errors.png",
+                     page.get_by_role("button", name="Look inside").first)
 
-            section_shot(page, "Where the model goes wrong", SHOTS / "errors.png",
-                         page.get_by_role("button", name="Look inside").first)
+        # inside the network: the most confident mistake, its conv layer's feature maps
+        page.get_by_role("button", name="Look inside").first.scroll_into_view_if_needed()
+        page.get_by_role("button", name="Look inside").first.click()
+        frame = scene_frame(page)
+        layers = frame.evaluate("() => window.hpoScene.args.layers.map(l => [l.id, l.name])")
+        conv = next(i for i, n in layers if "conv" in n and "act" not in n)
+        frame.locator(f'.lbl[data-layer="{conv}"]').click()  # its label in the scene
+        details = page.locator(".st-key-viewer-layer-details")
+        expect(details).to_contain_text("feature maps for this example")
+        details.scroll_into_view_if_needed()
+        page.wait_for_timeout(2000)
+        stretch_shot(page, SHOTS / "inside.png", details.locator("img").first)
 
-            # inside the network: the most confident mistake, its conv layer's feature maps
-            page.get_by_role("button", name="Look inside").first.scroll_into_view_if_needed()
-            page.get_by_role("button", name="Look inside").first.click()
-            frame = scene_frame(page)
-            layers = frame.evaluate("() => window.hpoScene.args.layers.map(l => [l.id, l.name])")
-            conv = next(i for i, n in layers if "conv" in n and "act" not in n)
-            frame.locator(f'.lbl[data-layer="{conv}"]').click()  # its label in the scene
-            details = page.locator(".st-key-viewer-layer-details")
-            expect(details).to_contain_text("feature maps for this example")
-            details.scroll_into_view_if_needed()
-            page.wait_for_timeout(2000)
-            stretch_shot(page, SHOTS / "inside.png", details.locator("img").first)
+        page.goto(f"{url}/health")
+        page.get_by_role("link", name="Learn").click()
+        page.get_by_text("Learning rate ·").click()
+        stretch_shot(page, SHOTS / "learn.png", page.locator('[data-testid="stPlotlyChart"]').first)
 
-            page.goto(f"{url}/health")
-            page.get_by_role("link", name="Learn").click()
-            page.get_by_text("Learning rate ·").click()
-            stretch_shot(page, SHOTS / "learn.png", page.locator('[data-testid="stPlotlyChart"]').first)
-
-            page.goto(f"{url}/viewer")
-            scene_frame(page)
-            page.wait_for_timeout(2000)
-            page.screenshot(path=str(SHOTS / "viewer.png"))
-            print("wrote docs/screenshots/viewer.png")
-            browser.close()
-    finally:
-        stop_app(proc)
+        page.goto(f"{url}/viewer")
+        scene_frame(page)
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(SHOTS / "viewer.png"))
+        print("wrote docs/screenshots/viewer.png")
 
 
 def photograph_experiment(home: Path) -> None:
     """The Health screen's "What does this knob do?" under the best trial, with its experiment's plot."""
-    import re
-
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.e2e.apprun import WEBGL_ARGS, free_port, launch_chromium, start_app, stop_app
-
-    port = free_port()
-    proc = start_app(home, port)
-    try:
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw, WEBGL_ARGS)
-            expect.set_options(timeout=60_000)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(90_000)
-            page.goto(f"http://127.0.0.1:{port}/health")
-            picker = page.get_by_role("combobox", name="Study")
-            picker.click()
-            page.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(STUDY)} · digits ")).first.click()
-            section_shot(page, "What does this knob do?", SHOTS / "experiment.png",
-                         page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first)
-            browser.close()
-    finally:
-        stop_app(proc)
+    with browsing(home) as (url, _, page):
+        page.goto(f"{url}/health")
+        page.get_by_role("combobox", name="Study").click()
+        page.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(STUDY)} · digits ")).first.click()
+        section_shot(page, "What does this knob do?", SHOTS / "experiment.png",
+                     page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first)
 
 
 def main() -> None:

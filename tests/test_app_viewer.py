@@ -123,6 +123,21 @@ def tiny_layout() -> ArchitectureVisualization:
                                      health_score=0.8)
 
 
+def add_best_trial_with_layout(url: str, name: str, fake, layout: ArchitectureVisualization) -> int:
+    """Add to a fake study a complete trial better than the others, carrying ``layout``; its number."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from core.config import TrialResult
+
+    better = TrialResult.from_dict({**fake.results[fake.best_number].to_dict(), "val_accuracy": 0.999,
+                                    "architecture": {"layers": [], "visualization": layout.to_dict()}})
+    study = optuna.load_study(study_name=name, storage=S.open_storage(url))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.999], params={}, distributions={},
+                                 user_attrs={K.T_RESULT: better.to_dict()}))
+    return max(t.number for t in study.get_trials(deepcopy=False))
+
+
 def scene_args(at: AppTest) -> dict:
     """The arguments of the scene component (app.scene_component): what the browser receives."""
     frames = at.get("component_instance")
@@ -279,11 +294,6 @@ def test_trial_without_architecture_data(tmp_path, monkeypatch):
 
 
 def test_follow_best_switches_to_a_better_trial(tmp_path, monkeypatch):
-    import optuna
-    from optuna.trial import TrialState, create_trial
-
-    from core.config import TrialResult
-
     monkeypatch.setenv("HPO_HOME", str(tmp_path))
     monkeypatch.delenv("HPO_STORAGE", raising=False)
     settings = Settings(home=tmp_path)
@@ -297,12 +307,7 @@ def test_follow_best_switches_to_a_better_trial(tmp_path, monkeypatch):
 
     # the running study finds a better trial (with a 3D layout, as trials made now have)
     layout = tiny_layout()
-    better = TrialResult.from_dict({**fake.results[fake.best_number].to_dict(), "val_accuracy": 0.999,
-                                    "architecture": {"layers": [], "visualization": layout.to_dict()}})
-    study = optuna.load_study(study_name="live", storage=S.open_storage(url))
-    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.999], params={}, distributions={},
-                                 user_attrs={K.T_RESULT: better.to_dict()}))
-    newest = max(t.number for t in study.get_trials(deepcopy=False))
+    newest = add_best_trial_with_layout(url, "live", fake, layout)
     at.run()
     assert not at.exception
     assert at.selectbox(key="viewer-trial-live").value == newest

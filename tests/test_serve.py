@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import optuna
-from optuna.trial import TrialState, create_trial
 from streamlit.testing.v1 import AppTest
 
 from app import scene_files
 from core import storage as S
-from core import study as K
-from core.config import Settings, TrialResult
+from core.config import Settings
 from tests.fakes import make_fake_study
-from tests.test_app_viewer import VIEWER, scene_args, tiny_layout
+from tests.test_app_viewer import VIEWER, add_best_trial_with_layout, scene_args, tiny_layout
 
 
 def test_wait_returns_at_once_without_a_head_start_and_after_it(monkeypatch):
@@ -36,12 +33,7 @@ def test_the_head_start_builds_the_scene_the_viewer_opens_on(tmp_path, monkeypat
     settings = Settings(home=tmp_path)
     url = S.resolve_url(None, settings)
     fake = make_fake_study(url, "pre", n_complete=2, n_pruned=0, n_failed=0, with_models=False, settings=settings)
-    layout = tiny_layout()
-    better = TrialResult.from_dict({**fake.results[fake.best_number].to_dict(), "val_accuracy": 0.999,
-                                    "architecture": {"layers": [], "visualization": layout.to_dict()}})
-    study = optuna.load_study(study_name="pre", storage=S.open_storage(url))
-    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.999], params={}, distributions={},
-                                 user_attrs={K.T_RESULT: better.to_dict()}))
+    add_best_trial_with_layout(url, "pre", fake, tiny_layout())
     assert serve.prebuild_scenes() == 1
     built = list((tmp_path / "scenes").glob("*.vtksz"))
     assert len(built) == 1

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +121,7 @@ def start_app(home: Path, port: int, env_extra: dict[str, str] | None = None, ti
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":
+                    proc.hpo_port = port  # type: ignore[attr-defined] - served() reads it
                     return proc
         except OSError:
             pass
@@ -126,6 +129,16 @@ def start_app(home: Path, port: int, env_extra: dict[str, str] | None = None, ti
             stop_app(proc)
             raise RuntimeError(f"streamlit did not start: {(home / 'streamlit.log').read_text()[-2000:]}")
         time.sleep(0.5)
+
+
+@contextmanager
+def served(home: Path, env_extra: dict[str, str] | None = None) -> Iterator[str]:
+    """The app on a free port over ``home`` (:func:`start_app`), as its URL; stopped afterwards."""
+    proc = start_app(home, free_port(), env_extra)
+    try:
+        yield f"http://127.0.0.1:{proc.hpo_port}"
+    finally:
+        stop_app(proc)
 
 
 def stop_app(proc: subprocess.Popen) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.apprun import free_port, not_blank, shots_dir, start_app, stop_app, stretch_screenshot
+from tests.e2e.apprun import not_blank, served, shots_dir, stretch_screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -30,11 +30,8 @@ TRAIN_TIMEOUT_MS = 300_000  # 3 one-epoch trials, worker start included; ~30-60 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """A running app on a free port with a private HPO_HOME; stopped (with its workers) afterwards."""
-    home = tmp_path_factory.mktemp("e2e_home")
-    port = free_port()
-    proc = start_app(home, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_app(proc)
+    with served(tmp_path_factory.mktemp("e2e_home")) as url:
+        yield url
 
 
 def _assert_not_blank(path: Path) -> None:

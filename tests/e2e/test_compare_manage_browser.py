@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.apprun import cli_study, free_port, shots_dir, start_app, stop_app
+from tests.e2e.apprun import cli_study, served, shots_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -28,10 +28,8 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app_url(trained):
-    port = free_port()
-    proc = start_app(trained, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_app(proc)
+    with served(trained) as url:
+        yield url
 
 
 def test_pick_three_trials_in_the_gallery_and_compare_them(browser, app_url, trained):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.apprun import cli_study, SCENE_IFRAME, WEBGL_ARGS, free_port, shots_dir, start_app, stop_app
+from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, cli_study, served, shots_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHROMIUM_EXTRA_ARGS = WEBGL_ARGS  # the scene is WebGL
@@ -44,10 +44,8 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app_url(trained):
-    port = free_port()
-    proc = start_app(trained, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_app(proc)
+    with served(trained) as url:
+        yield url
 
 
 def _scene(page):

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, free_port, shots_dir, pixels, start_app, stop_app
+from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, pixels, served, shots_dir
 from tests.e2e.apprun import not_blank as drawn  # a WebGL canvas that has drawn the network
 from tests.test_app_viewer import make_real_study
 
@@ -107,10 +107,8 @@ class Viewer:
 def app_url(tmp_path_factory):
     home = tmp_path_factory.mktemp("viewer_e2e")
     make_real_study(home)
-    port = free_port()
-    proc = start_app(home, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_app(proc)
+    with served(home) as url:
+        yield url
 
 
 def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, tmp_path):
