@@ -199,6 +199,7 @@ class FakeRunPod:
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._conns: set[socket.socket] = set()
+        self._api_down = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -222,6 +223,9 @@ class FakeRunPod:
 
     def stop(self) -> None:
         # The API goes first, so no client sees the jobs wound down below (it sees the endpoint vanish).
+        # From here no request is answered, even on a connection accepted an instant before the
+        # shutdown and not yet in _conns (under load a handler thread can start that late).
+        self._api_down = True
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -454,7 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        answer = self.fake.handle(method, self.path, self.headers, body)
+        answer = None if self.fake._api_down else self.fake.handle(method, self.path, self.headers, body)
         if answer is None:
             self.close_connection = True
             try:

@@ -320,7 +320,7 @@ def test_fallback_queues_moved_trials_and_reports_each_epoch_once(tmp_path):
     deadline = time.monotonic() + 15
     while ex.notice is None and time.monotonic() < deadline:
         for e in ex.events(0.05):
-            assert isinstance(e, EpochEvent), e  # nothing ends before the move
+            assert isinstance(e, EpochEvent), (e, getattr(getattr(e, "result", None), "error", None))  # nothing ends before the move
             epochs[e.trial_number].append(e.epoch)
     assert ex.notice is not None and ex.notice["moved"] == [0, 1, 2] and ex.name == "fake"
     assert ex.running == {0, 1, 2} and ex.free_slots == 0  # one runs locally, two wait

@@ -171,6 +171,32 @@ def scene_frame(page):
     return frame
 
 
+def choose(combobox, value: str, tries: int = 4) -> None:
+    """Choose `value` in a Streamlit selectbox with the keyboard, as a user who types would.
+
+    A click on the option can land while the page reruns (a fragment refreshing, the option list
+    re-rendering), where the pointer is intercepted or the option detached; CI met exactly that.
+    Typing filters the list and Enter takes the highlighted option, so nothing depends on where the
+    option sits; the value is then read back, and the whole gesture retried if a rerun ate it.
+    """
+    for _ in range(tries):
+        if combobox.input_value() == value:
+            return
+        try:
+            combobox.click(timeout=10_000)
+            combobox.fill(value, timeout=10_000)
+            combobox.page.wait_for_timeout(300)
+            combobox.press("Enter", timeout=10_000)
+            combobox.page.wait_for_function(
+                "([el, v]) => el.value === v", arg=[combobox.element_handle(timeout=10_000), value],
+                timeout=10_000)
+            return
+        except Exception:  # noqa: BLE001 - a rerun replaced the widget; the loop reads it again
+            combobox.page.keyboard.press("Escape")
+            combobox.page.wait_for_timeout(1000)
+    raise AssertionError(f"could not choose {value!r}: the box still shows {combobox.input_value()!r}")
+
+
 def pixels(png: bytes) -> np.ndarray:
     """A PNG's RGB pixels as int16 (so differences between two pictures do not wrap)."""
     from PIL import Image
