@@ -44,7 +44,11 @@ def write_viewer_script() -> str | None:
     except OSError as exc:
         log.warning("cannot write %s (%s): the 3D viewer is unavailable", path, exc)
         return None
-    return f"cache/{VIEWER_SCRIPT}?v={hashlib.sha1(js).hexdigest()[:10]}"
+    # No version in the URL: index.html preloads this very URL while the app's arguments are on
+    # their way, and a preload is used only by a script of the same URL.  Nothing goes stale:
+    # Streamlit serves component files as "public" without a date or validator, so a browser
+    # never reuses them unasked (a new PyVista's viewer is fetched on the next visit).
+    return f"cache/{VIEWER_SCRIPT}"
 
 
 def scene_key(storage_url: str, study: str, trial: int, stamp: str, arch: ArchitectureVisualization) -> str:

@@ -179,7 +179,11 @@ def test_best_trial_drawn_by_default(home, records):
     from core.scene import COLOR_BY, viewer_script
 
     # vtk.js and the scene are files served beside the component, fetched (and cached) by the browser
-    assert re.fullmatch(r"cache/vtk_viewer\.js\?v=\w+", args["script_url"])
+    assert args["script_url"] == "cache/vtk_viewer.js"
+    # index.html preloads that very URL (a module preload serves only a script of the same URL)
+    assert f'<link rel="modulepreload" href="{args["script_url"]}"' in (FOLDER / "index.html").read_text()
+    from core.scene import BACKGROUND
+    assert args["background"] == BACKGROUND  # what scene.js fades see-through layers toward
     assert (FOLDER / "cache" / "vtk_viewer.js").read_text(encoding="utf-8") == viewer_script()
     assert re.fullmatch(r"cache/scenes/\w+\.vtksz", args["scene_url"]) and args["scene_b64"] is None
     data = (FOLDER / args["scene_url"]).read_bytes()

@@ -252,8 +252,16 @@ def test_browser_scene_carries_every_colouring_and_names_its_actors(arch):
         assert colours == {c: score_color(scene.layer_value(lay, arch, c)) for c in scene.COLOR_BY}
         mesh = actors[spec["mesh"]]
         prop = next(d for d in mesh["dependencies"] if d["type"].endswith("Property"))
-        expected = [int(colours["performance"][k:k + 2], 16) / 255 for k in (1, 3, 5)]
+        # drawn opaque: a see-through layer's colour is faded toward the background instead
+        shown = scene.faded(colours["performance"], lay.opacity)
+        expected = [int(shown[k:k + 2], 16) / 255 for k in (1, 3, 5)]
         assert np.allclose(prop["properties"]["diffuseColor"], expected, atol=0.01), (lay.layer_id, prop)
+        assert spec["opacity"] == lay.opacity
+    # nothing translucent: vtk.js needs no translucent pass (slow to compile in a software WebGL)
+    props = [d for a in actors for d in a["dependencies"] if d["type"].endswith("Property")]
+    assert [p["properties"].get("opacity", 1.0) for p in props] == [1.0] * len(props)
+    assert any(lay.opacity < 1 for lay in arch.layers)  # the case that used to be translucent is here
+    assert meta["background"] == scene.BACKGROUND
     assert meta["unknown"]["performance"] is False and meta["unknown"]["dead_units"] is True
     # far smaller than the page with 3D text labels and legend
     pl = scene.build_scene(arch, color_by="health")
@@ -261,6 +269,13 @@ def test_browser_scene_carries_every_colouring_and_names_its_actors(arch):
         assert len(data) < len(scene.scene_vtksz(pl)) / 2
     finally:
         pl.close()
+
+
+def test_faded_is_the_colour_drawn_over_the_background():
+    assert scene.faded("#ff0000", 1.0) == "#ff0000"
+    assert scene.faded("#ff0000", 0.0) == scene.BACKGROUND
+    assert scene.faded("#000000", 0.5, "#ffffff") == "#808080"
+    assert scene.faded("#204060", 0.3, "#f7f9fc") == "#b6c1cd"  # red: 0.3 * 0x20 + 0.7 * 0xf7 = 182.5 -> 182 = b6
 
 
 def test_exported_html_is_titled(arch, tmp_path):

@@ -82,7 +82,8 @@ def render_scene(*, key: str, scene: str, arch: ArchitectureVisualization, meta_
     url, inline, meta = meta_scene
     value = _component(
         key=key, default=None, scene_key=scene, scene_url=url, scene_b64=inline, script_url=viewer_script_url(),
-        actors=meta["actors"], layers=meta["layers"], unknown=meta["unknown"], colorings=colorings,
+        actors=meta["actors"], layers=meta["layers"], unknown=meta["unknown"], background=meta["background"],
+        colorings=colorings,
         stops=[score_color(i / 10) for i in range(11)], unknown_color=score_color(None), color_by=color_by,
         highlight=highlight, height=height,
     )

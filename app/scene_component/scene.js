@@ -22,6 +22,7 @@
             pendingLayer: undefined, picks: 0 };
   window.hpoScene = S;
   var LABEL_MARGIN_Y = 38, LABEL_MARGIN_X = 30; // px kept free around the network for its labels
+  var DIMMED = 0.45; // the other layers' opacity while one is selected (as core.scene's highlight)
 
   function send(type, extra) {
     window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, extra || {}), "*");
@@ -38,6 +39,7 @@
     var n = parseInt(hex.slice(1), 16);
     return [(n >> 16 & 255) / 255, (n >> 8 & 255) / 255, (n & 255) / 255];
   }
+  function faded(c, bg, a) { return [0, 1, 2].map(function (i) { return c[i] * a + bg[i] * (1 - a); }); }
   function now(t) { return performance.timeOrigin + (t == null ? performance.now() : t); }
   function status(text) { $("status").textContent = text; }
 
@@ -146,12 +148,16 @@
   function restyle() {
     if (!S.ready) return;
     var actors = S.renderer.getActors(), hl = S.highlight;
+    // Opaque, faded toward the background by the layer's opacity (and dimmed around a selected
+    // layer): the scene arrives opaque the same way (core.scene.faded), so vtk.js never needs
+    // its translucent pass, whose shaders a software-WebGL browser compiles slowly.
+    var bg = rgb(S.args.background);
     S.args.layers.forEach(function (lay) {
-      var p = actors[lay.mesh].getProperty(), c = rgb(lay.colors[S.colorBy]);
+      var p = actors[lay.mesh].getProperty();
+      var c = faded(rgb(lay.colors[S.colorBy]), bg, lay.opacity * (hl && hl !== lay.id ? DIMMED : 1));
       p.setColor(c[0], c[1], c[2]);
       p.setDiffuseColor(c[0], c[1], c[2]);
       p.setAmbientColor(c[0], c[1], c[2]);
-      p.setOpacity(lay.opacity * (hl && hl !== lay.id ? 0.45 : 1));
       actors[lay.outline].setVisibility(hl === lay.id);
     });
     S.rw.render();

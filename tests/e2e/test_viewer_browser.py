@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
+from core.scene import faded
 from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, pixels, served, shots_dir
 from tests.e2e.apprun import not_blank as drawn  # a WebGL canvas that has drawn the network
 from tests.test_app_viewer import make_real_study
@@ -149,7 +150,10 @@ def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, t
     frame.wait_for_function(f"() => window.hpoScene.applied.colorBy === {other!r}")
     assert frame.locator(f'#bar button[data-key="{other}"]').get_attribute("aria-pressed") == "true"
     for lay, actor in zip(layers, frame.evaluate(ACTORS_JS)):
-        assert np.allclose(actor["color"], hex_rgb(lay["colors"][other]), atol=1 / 255), (lay["id"], other)
+        # drawn opaque, a see-through layer faded toward the background as core.scene.faded does
+        assert np.allclose(actor["color"], hex_rgb(faded(lay["colors"][other], lay["opacity"])), atol=1 / 255), \
+            (lay["id"], other)
+        assert actor["opacity"] == 1
     page.wait_for_timeout(200)
     recoloured = np.abs(drawn_before - v.canvas()).max(axis=2) > 24
     assert recoloured.mean() > 0.002, f"the colours drawn did not change ({recoloured.mean():.3%} of pixels)"
@@ -188,9 +192,10 @@ def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, t
     frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layers[row]['id']!r}")
     actors = frame.evaluate(ACTORS_JS)
     assert [a["outline"] for a in actors] == [i == row for i in range(len(layers))]
-    # the highlighted layer keeps its own opacity, the others fade to 45 % of theirs
-    assert [round(a["opacity"], 3) for a in actors] == \
-        [round(lay["opacity"] * (1 if i == row else 0.45), 3) for i, lay in enumerate(layers)]
+    # the highlighted layer keeps its own colour, the others fade as if drawn at 45 % of their opacity
+    for i, (lay, actor) in enumerate(zip(layers, actors)):
+        want = faded(lay["colors"][other], lay["opacity"] * (1 if i == row else 0.45))
+        assert np.allclose(actor["color"], hex_rgb(want), atol=1 / 255) and actor["opacity"] == 1, (lay["id"], actor)
     assert frame.locator(f'.lbl.hl[data-layer="{layers[row]["id"]}"]').count() == 1
     assert frame.locator(f'.lbl[data-layer="{layers[row]["id"]}"]').evaluate("e => getComputedStyle(e).visibility") \
         == "visible"  # the highlighted layer's label is placed first, so it is always shown
