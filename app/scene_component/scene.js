@@ -169,6 +169,19 @@
     requestAnimationFrame(function () { applied.painted = now(); });
   }
 
+  // vtk.js's viewer runs as soon as it has loaded (index.html preloads it), not once the app's
+  // arguments are here: they usually come first, and it then starts the scene through
+  // window.loadDataSet, which it calls when it has run.
+  var vtk = { start: null };
+  window.loadDataSet = function () { if (vtk.start) vtk.start(); };
+  function loadViewer() {
+    var s = document.createElement("script");
+    s.type = "module";
+    s.src = document.querySelector('link[rel="modulepreload"]').getAttribute("href");
+    s.onerror = function () { status("The 3D viewer script could not be loaded (" + s.src + ")."); };
+    document.head.appendChild(s);
+  }
+
   function load(args) {
     window.global = window.global || {};
     var opts = args.scene_url ? { fileURL: args.scene_url } : { base64Str: args.scene_b64 };
@@ -176,17 +189,24 @@
     function go() {
       if (started) return;
       started = true;
+      // The viewer offers a file drop zone when it has loaded nothing 100 ms after it ran (the
+      // app's arguments were slow to come): not wanted here.
+      var drop = document.querySelector('input[type="file"][accept*="vtksz"]');
+      if (drop) {
+        while (drop.parentElement !== document.body) drop = drop.parentElement;
+        drop.remove();
+        document.body.removeAttribute("class"); // its full-screen class
+      }
       window.OfflineLocalView.load($("view"), opts);
       waitReady();
     }
+    if (!args.script_url) { // the server could not write vtk.js's viewer beside the component
+      status("The 3D viewer is unavailable: the server could not write its script (see logs/hpo.log).");
+      return;
+    }
     status("Loading the 3D scene…");
     if (window.OfflineLocalView) return go();
-    window.loadDataSet = go; // vtk.js's viewer module calls it once it has run
-    var s = document.createElement("script");
-    s.type = "module";
-    s.src = args.script_url;
-    s.onerror = function () { status("The 3D viewer script could not be loaded (" + args.script_url + ")."); };
-    document.head.appendChild(s);
+    vtk.start = go;
   }
 
   function waitReady() {
@@ -338,5 +358,6 @@
     var d = ev.data;
     if (d && d.type === "streamlit:render") onRender(d.args);
   });
+  loadViewer();
   send("streamlit:componentReady", { apiVersion: 1 });
 })();

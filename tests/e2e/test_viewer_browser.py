@@ -66,8 +66,10 @@ def overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
 class Viewer:
     """One page on the viewer in its own browser context, with every request it makes recorded."""
 
-    def __init__(self, browser, url: str, width: int, height: int) -> None:
+    def __init__(self, browser, url: str, width: int, height: int, init_script: str | None = None) -> None:
         self.context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        if init_script:
+            self.context.add_init_script(init_script)
         self.requests: list[str] = []
         self.context.on("request", lambda r: self.requests.append(r.url))
         # anything not on this machine is recorded (above) and refused, so an offline run cannot hang on it
@@ -102,6 +104,29 @@ class Viewer:
 
     def close(self) -> None:
         self.context.close()
+
+
+# In the scene's iframe only: the app's arguments arrive late, as on a loaded machine: held until
+# vtk.js's viewer has run and 300 ms more, longer than its 100 ms patience (it then adds a file
+# drop zone and a full-screen class to the page); whether it did is recorded.
+SLOW_ARGS_JS = """
+if (window !== window.top) {
+  window.__hpoDelayed = 0; window.__hpoDropSeen = false; window.__hpoLog = [[location.href.slice(0, 30), performance.now()]];
+  // polled: this window first holds the iframe's about:blank, then the component's document
+  setInterval(() => { if (document.querySelector('input[type="file"]')) window.__hpoDropSeen = true; }, 10);
+  const later = data => window.OfflineLocalView
+    ? setTimeout(() => { window.__hpoLog.push(['sent', performance.now()]);
+        window.dispatchEvent(new MessageEvent('message', {data: {...data, __late: true}})); }, 300)
+    : setTimeout(() => later(data), 20);
+  window.addEventListener('message', e => {
+    if (!e.data || e.data.type !== 'streamlit:render' || e.data.__late) return;
+    e.stopImmediatePropagation();
+    window.__hpoDelayed += 1;
+    window.__hpoLog.push(['held', performance.now(), !!window.OfflineLocalView, location.href.slice(0, 30)]);
+    later(e.data);
+  }, true);
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -247,4 +272,22 @@ def test_scene_fits_narrow_screens_with_readable_labels(app_url, browser, width)
     assert v.canvas() is not None
     assert len(v.scene_fetches()) == 1
     assert not v.outside(), v.outside()
+    v.close()
+
+
+def test_scene_draws_when_the_apps_arguments_come_late(app_url, browser):
+    """vtk.js's viewer runs as soon as it has loaded, before the app's arguments (faster); when they
+    come late its file drop zone, offered after 100 ms with nothing loaded, is taken away again."""
+    v = Viewer(browser, app_url, 1280, 1000, init_script=SLOW_ARGS_JS)
+    frame = v.frame
+    assert frame.evaluate("() => window.__hpoDelayed") >= 1  # the arguments really came late
+    # and the viewer had offered its drop zone
+    assert frame.evaluate("() => window.__hpoDropSeen") is True, frame.evaluate("() => window.__hpoLog")
+    assert frame.evaluate("() => document.querySelectorAll('input[type=file]').length") == 0
+    assert frame.evaluate("() => document.body.className") == ""  # nor its full-screen class
+    assert frame.evaluate("() => document.getElementById('status').textContent") == ""
+    stage = frame.locator("#stage").bounding_box()
+    assert stage["width"] > 300 and stage["height"] > 200, stage  # laid out as usual, not full-screen
+    assert v.canvas() is not None
+    assert len(v.scene_fetches()) == 1
     v.close()
