@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -390,7 +391,7 @@ def test_concurrent_jobs_give_the_result_each_gives_alone(tmp_path, hpo_home):
 
     def run(ex: RunPodExecutor, numbers: list[int]) -> dict[int, TrialResult]:
         for n in numbers:
-            ex.submit(tiny_spec(epochs=3, trial_number=n, study="parity", artifacts_dir=str(hpo_home / f"t{n}")))
+            ex.submit(tiny_spec(epochs=5, trial_number=n, study="parity", artifacts_dir=str(hpo_home / f"t{n}")))
         got: dict[int, TrialResult] = {}
         deadline = time.monotonic() + 300
         while len(got) < len(numbers) and time.monotonic() < deadline:
@@ -414,10 +415,16 @@ def test_concurrent_jobs_give_the_result_each_gives_alone(tmp_path, hpo_home):
         assert res.status == "complete", res.error
         got = (res.val_accuracy, res.val_loss, res.test_accuracy, res.history["loss"])
         assert got == (alone.val_accuracy, alone.val_loss, alone.test_accuracy, alone.history["loss"]), n
-    # They trained at the same time: after the lone job, all three reached epoch 1 before any finished.
+    # They trained at the same time: after the lone job, all three started before any finished, and
+    # epochs of different jobs interleave (a pool that ran them one by one could not log that).  How far
+    # each gets before the first one ends is the scheduler's choice on two cores (CI once saw one job run
+    # all its epochs before the third reached its first), so the count asked for is two, not three.
     after = log[max(i for i, ln in enumerate(log) if "finished: trial 0" in ln) + 1:]
     first_done = next(i for i, ln in enumerate(after) if "finished: trial" in ln)
-    assert sum(": epoch 1/3" in ln for ln in after[:first_done]) == 3, after
+    before = after[:first_done]
+    assert sum("started: trial" in ln for ln in before) == 3, after
+    training = {m.group(1) for ln in before if (m := re.search(r"job (\S+): epoch \d+/5", ln))}
+    assert len(training) >= 2, after
 
 
 def _children(pid: int) -> list[int]:
