@@ -78,6 +78,8 @@ BACKGROUND = "#f7f9fc"
 TEXT_COLOR = "#263238"
 CONNECTION_COLOR = "#90a4ae"
 CONNECTION_OPACITY = 0.8
+HIGHLIGHT_COLOR = "#00b8d4"  # cyan: outside the red-amber-green scale, so it never reads as a score
+UNKNOWN_COLOR = "#9e9e9e"
 
 
 def faded(color: str, opacity: float, background: str | None = None) -> str:
@@ -91,8 +93,7 @@ def faded(color: str, opacity: float, background: str | None = None) -> str:
     a = min(1.0, max(0.0, float(opacity)))
     mixed = [round(int(fg[i:i + 2], 16) * a + int(bg[i:i + 2], 16) * (1 - a)) for i in (0, 2, 4)]
     return "#" + "".join(f"{c:02x}" for c in mixed)
-HIGHLIGHT_COLOR = "#00b8d4"  # cyan: outside the red-amber-green scale, so it never reads as a score
-UNKNOWN_COLOR = "#9e9e9e"
+
 
 # What the legend says at each end of the 0..1 scale, per colouring.
 _LEGEND = {
