@@ -13,6 +13,8 @@ import base64
 import hashlib
 import json
 import logging
+import os
+import threading
 from pathlib import Path
 
 from core.architecture import ArchitectureVisualization
@@ -23,11 +25,15 @@ FOLDER = Path(__file__).resolve().parent / "scene_component"
 CACHE = FOLDER / "cache"  # served with the component: cache/... is relative to its index.html
 SCENES = CACHE / "scenes"
 KEEP_SCENES = 64  # scene files kept on disk (each ~50-200 KB); the oldest go first
+# Scenes are built one at a time in a process anyway (core.scene's lock): a tab that asks for a
+# scene another thread is building (the head start, another tab) waits and reads its files.
+_BUILDING = threading.Lock()
 
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # a name of this thread's own: two writers of one file never share (and truncate) a temporary file
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)  # atomic: another tab never reads half a file
 
@@ -71,21 +77,30 @@ def load_or_build(key: str, arch: ArchitectureVisualization) -> tuple[str | None
 
     Reads the files an earlier build (this process or an earlier one) left, else builds the scene.
     """
-    data_path, meta_path = SCENES / f"{key}.vtksz", SCENES / f"{key}.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if data_path.exists():
-            return f"cache/scenes/{key}.vtksz", None, meta
-    except (OSError, ValueError):
-        pass
+    found = _on_disk(key)
+    if found:
+        return found
     from core.scene import browser_scene
 
-    data, meta = browser_scene(arch)
-    try:
-        _write(data_path, data)
-        _write(meta_path, json.dumps(meta).encode())
-        _prune()
-    except OSError as exc:
-        log.warning("cannot write the 3D scene to %s (%s); sending it inline", SCENES, exc)
-        return None, base64.b64encode(data).decode(), meta
+    with _BUILDING:
+        found = _on_disk(key)  # built by another thread while this one waited
+        if found:
+            return found
+        data, meta = browser_scene(arch)
+        try:
+            _write(SCENES / f"{key}.vtksz", data)
+            _write(SCENES / f"{key}.json", json.dumps(meta).encode())  # last: it marks the scene complete
+            _prune()
+        except OSError as exc:
+            log.warning("cannot write the 3D scene to %s (%s); sending it inline", SCENES, exc)
+            return None, base64.b64encode(data).decode(), meta
     return f"cache/scenes/{key}.vtksz", None, meta
+
+
+def _on_disk(key: str) -> tuple[str, None, dict] | None:
+    """The scene's URL and meta where an earlier build left both files, else None."""
+    try:
+        meta = json.loads((SCENES / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (f"cache/scenes/{key}.vtksz", None, meta) if (SCENES / f"{key}.vtksz").exists() else None

@@ -103,10 +103,22 @@ _LEGEND = {
     "gradient_norm": ("gradient health", "stalled/exploding", "healthy"),
 }
 
-_EXPORT_LOCK = threading.Lock()  # trame's serializer keeps module-level caches: one export at a time
+# One scene at a time in this process, from build_scene to the plotter's close.  VTK and trame's
+# serializers are not thread-safe: the app builds scenes in several threads (each tab's viewer, an
+# HTML export, the server's head start), and four browser_scene calls at once deadlocked within a
+# few tries; even the main thread's join(timeout) never returned, so a server would freeze
+# (tests/test_scene.py).
+# Re-entrant: browser_scene holds it and scene_vtksz takes it again.
+_SCENE_LOCK = threading.RLock()
 _WINDOW_LOCK = threading.Lock()  # guards the brief swap of pyvista's render-window class
+
 _WEB_APP: Any = None  # one vtkWebApplication per process, so object ids never repeat across exports
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def scene_lock() -> "threading.RLock":
+    """The lock under which this process builds, serialises and closes a scene (re-entrant)."""
+    return _SCENE_LOCK
 
 
 def _pv(raster: bool = False) -> Any:
@@ -354,7 +366,9 @@ def build_scene(
             shaders compiled on first use) took ~40 % of the first draw (see :func:`browser_scene`).
 
     Returns:
-        The plotter, camera set to the default three-quarter view.  The caller closes it.
+        The plotter, camera set to the default three-quarter view.  The caller closes it.  Where
+        other threads may build scenes too, build, use and close it under :func:`scene_lock`
+        (:func:`browser_scene` and the exports do).
     """
     if color_by not in COLOR_BY:
         raise ValueError(f"color_by must be one of {', '.join(COLOR_BY)} (got {color_by!r})")
@@ -616,7 +630,8 @@ def _export(op: str, arch: ArchitectureVisualization, path: str | Path, options:
     if isolate:
         _run_isolated(op, arch, path, options, progress, timeout)
     else:
-        _RENDERERS[op](arch, path, progress=progress, **options)
+        with _SCENE_LOCK:
+            _RENDERERS[op](arch, path, progress=progress, **options)
     _report(progress, 1.0)
     return path
 
@@ -753,7 +768,7 @@ def scene_vtksz(pl: "pyvista.Plotter") -> bytes:
     from vtkmodules.vtkWebCore import vtkWebApplication
 
     global _WEB_APP
-    with _EXPORT_LOCK:
+    with _SCENE_LOCK:
         if _WEB_APP is None:
             _WEB_APP = vtkWebApplication()
             initialize_serializers()
@@ -858,13 +873,14 @@ def browser_scene(arch: ArchitectureVisualization, window_size: tuple[int, int] 
     """
     if not arch.layers:
         raise ValueError("the architecture has no layers to draw")
-    pl = build_scene(arch, color_by="performance", show_labels=False, legend=False, outlines=True, opaque=True,
-                     window_size=window_size)
-    try:
-        data = scene_vtksz(pl)
-        order = _actor_order(pl)
-    finally:
-        pl.close()
+    with _SCENE_LOCK:
+        pl = build_scene(arch, color_by="performance", show_labels=False, legend=False, outlines=True, opaque=True,
+                         window_size=window_size)
+        try:
+            data = scene_vtksz(pl)
+            order = _actor_order(pl)
+        finally:
+            pl.close()
     layers = []
     band = arch.max_layer_height / 2 + 0.3  # labels sit in bands above and below the network, never on it
     for i, lay in enumerate(arch.layers):
@@ -907,12 +923,13 @@ def export_html(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pl = build_scene(arch, color_by=color_by, highlight=highlight, caption=caption)
-    try:
-        _report(progress, 0.4)
-        html = scene_html(pl, title=title)
-    finally:
-        pl.close()
+    with _SCENE_LOCK:
+        pl = build_scene(arch, color_by=color_by, highlight=highlight, caption=caption)
+        try:
+            _report(progress, 0.4)
+            html = scene_html(pl, title=title)
+        finally:
+            pl.close()
     path.write_text(html, encoding="utf-8")
     _report(progress, 1.0)
     return path

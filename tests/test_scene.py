@@ -170,6 +170,54 @@ def test_browser_scene_keeps_mesa_out_of_the_process():
     assert out.stdout.split() == ["True", "False", "False"]
 
 
+_THREADS_CHILD = """
+import io, json, sys, tempfile, threading, zipfile
+sys.path.insert(0, 'tests')
+from test_scene import make_arch
+from core import scene
+
+def arrays(data):  # the scene's data arrays (their names are content hashes); object ids differ per build
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return sorted(json.loads(zf.read('index.json'))['hashes'])
+
+arch = make_arch()
+ref, ref_meta = scene.browser_scene(arch)
+tmp = tempfile.mkdtemp()
+for rnd in range({rounds}):
+    out = {{}}
+    def build(i):
+        out[i] = scene.browser_scene(arch)
+    def export():
+        out['html'] = scene.export_html(arch, f'{{tmp}}/{{rnd}}.html').stat().st_size
+    threads = [threading.Thread(target=build, args=(i,), daemon=True) for i in range(4)]
+    threads.append(threading.Thread(target=export, daemon=True))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    same = all(arrays(out[i][0]) == arrays(ref) and out[i][1] == ref_meta for i in range(4))
+    print(rnd, same, out['html'] > 100_000, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_scenes_built_in_several_threads_at_once_neither_hang_nor_mix(tmp_path):
+    """The app builds scenes in several threads (tabs, an HTML export, the server's head start).
+
+    Four browser_scene calls and an HTML export at once, five times: each gives the scene built
+    alone.  Without core.scene's scene lock this deadlocked within a few rounds (the process
+    froze, its main thread too), so it runs in a child process the test can time out.
+    """
+    rounds = 5
+    try:
+        out = subprocess.run([sys.executable, "-c", _THREADS_CHILD.format(rounds=rounds)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=150)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"scenes built at once hung: {(exc.stdout or b'')[-500:]!r}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:rounds] == [f"{r} True True" for r in range(rounds)], out.stdout
+
+
 # --------------------------------------------------------------------------- exports
 
 

@@ -44,3 +44,32 @@ def test_the_head_start_builds_the_scene_the_viewer_opens_on(tmp_path, monkeypat
     assert scene_args(at)["scene_url"] == f"cache/scenes/{built[0].name}"  # the same key: the prebuilt file
     assert built[0].stat().st_mtime_ns == stamp  # read, not built again
     assert serve.prebuild_scenes() == 1 and built[0].stat().st_mtime_ns == stamp  # a second start finds it
+
+
+def test_tabs_asking_for_one_scene_at_once_build_it_once(tmp_path, monkeypatch):
+    """The head start and the first tabs can ask for the same scene at the same moment: one
+    builds it, the others wait and read its files (each writes through a temporary file of its own)."""
+    import threading
+
+    from core import scene
+
+    monkeypatch.setattr(scene_files, "SCENES", tmp_path / "scenes")
+    builds = []
+    real = scene.browser_scene
+
+    def counted(arch):
+        builds.append(threading.get_ident())
+        return real(arch)
+
+    monkeypatch.setattr(scene, "browser_scene", counted)
+    arch = tiny_layout()
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(scene_files.load_or_build("k1", arch))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(builds) == 1
+    assert [g[0] for g in got] == ["cache/scenes/k1.vtksz"] * 4 and all(g[1] is None for g in got)
+    assert sorted(p.name for p in (tmp_path / "scenes").iterdir()) == ["k1.json", "k1.vtksz"]  # no temporary left
+    assert all(g[2] == got[0][2] for g in got)
