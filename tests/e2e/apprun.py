@@ -197,6 +197,26 @@ def choose(combobox, value: str, tries: int = 4) -> None:
     raise AssertionError(f"could not choose {value!r}: the box still shows {combobox.input_value()!r}")
 
 
+def click_until(button, shown, tries: int = 3, wait_ms: int = 10_000) -> None:
+    """Click ``button`` until ``shown`` (a locator) is visible, as a user clicks again when nothing happened.
+
+    A click that lands while the page is still settling (its first runs, a rerun another widget
+    started) can be dropped by Streamlit; under CI's load a Delete click once was, and the test
+    waited in vain for the confirmation.  The app must still answer within ``tries`` clicks.
+    """
+    for _ in range(tries):
+        if shown.is_visible():
+            return  # the last click was answered, late
+        try:
+            button.click(timeout=30_000)
+            shown.wait_for(state="visible", timeout=wait_ms)
+            return
+        except Exception:  # noqa: BLE001 - not answered yet, or the button was just replaced: look again
+            continue
+    if not shown.is_visible():
+        raise AssertionError(f"nothing answered {tries} clicks on {button}")
+
+
 def pixels(png: bytes) -> np.ndarray:
     """A PNG's RGB pixels as int16 (so differences between two pictures do not wrap)."""
     from PIL import Image

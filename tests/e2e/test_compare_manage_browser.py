@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.apprun import cli_study, served, shots_dir
+from tests.e2e.apprun import cli_study, click_until, served, shots_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -72,13 +72,12 @@ def test_delete_asks_first_and_then_removes_the_study(browser, app_url, trained)
     manage = page.get_by_text("Manage", exact=True)
     expect(manage).to_be_visible(timeout=60_000)
     manage.click()
-    page.get_by_role("button", name="Delete", exact=True).click()
     warning = page.get_by_text("for good?")
-    expect(warning).to_be_visible()
+    click_until(page.get_by_role("button", name="Delete", exact=True), warning)
     assert f"{N_TRIALS} trials" in warning.inner_text()
     page.screenshot(path=str(shots_dir() / "delete-confirm.png"), full_page=True)
     assert folder.is_dir()  # nothing deleted before the confirmation
-    page.get_by_role("button", name="Delete for good").click()
-    expect(page.get_by_text("No studies in this storage yet.")).to_be_visible(timeout=30_000)
+    click_until(page.get_by_role("button", name="Delete for good"), page.get_by_text("No studies in this storage yet."),
+                wait_ms=30_000)
     assert not folder.exists()
     page.close()
