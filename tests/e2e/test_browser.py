@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.apprun import not_blank, served, shots_dir, stretch_screenshot
+from tests.e2e.apprun import click_until, not_blank, served, shots_dir, stretch_screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -79,10 +79,11 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
     _set_number(page, "Trials", N_TRIALS)
     _set_number(page, "Epochs per trial", 1)
     _set_number(page, "Max training samples", 300)
-    page.get_by_role("button", name="Start study").click()
+    # a second click only after 30 s unanswered: a slow first one cannot start a second study
+    click_until(page.get_by_role("button", name="Start study"), page.get_by_role("heading", name="Trials", level=1),
+                wait_ms=30_000)
 
     # --- Trials: the gallery fills in while the study runs
-    expect(page.get_by_role("heading", name="Trials", level=1)).to_be_visible()
     # a second tab on Health while the study runs: it follows the study without a reload
     health_tab = browser.new_page(viewport={"width": 1280, "height": 900})
     health_tab.goto(f"{app_url}/health")
@@ -128,8 +129,8 @@ def test_study_from_configure_to_download(app_url, browser, tmp_path):
     phone.close()
 
     # --- Health: open the best trial from its card
-    page.locator('[class*="st-key-card-best"]').get_by_role("button", name="Health", exact=True).click()
-    expect(page.get_by_role("heading", name="Model health", level=1)).to_be_visible()
+    click_until(page.locator('[class*="st-key-card-best"]').get_by_role("button", name="Health", exact=True),
+                page.get_by_role("heading", name="Model health", level=1))
     expect(page.get_by_text("Six health metrics")).to_be_visible()
     # the trial shown is the best one: its heading carries the "best" badge
     expect(page.get_by_role("heading", name=re.compile(r"^Trial #\d+ complete .*best$"), level=3)).to_be_visible()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, choose, cli_study, served, shots_dir
+from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, choose, cli_study, click_until, served, shots_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHROMIUM_EXTRA_ARGS = WEBGL_ARGS  # the scene is WebGL
@@ -106,8 +106,8 @@ def test_look_inside_a_mistake_click_a_layer_and_run_a_knob_experiment(browser, 
     values = page.locator("[class*='st-key-knob-exp-'][class*='-values-learning_rate'] input").first
     values.fill("0.0005, 0.003, 0.02")
     values.press("Enter")
-    page.get_by_role("button", name="Start experiment").click()
-    expect(page.get_by_text(re.compile("Started .*3 trials, one per value"))).to_be_visible()
+    click_until(page.get_by_role("button", name="Start experiment"),
+                page.get_by_text(re.compile("Started .*3 trials, one per value")), wait_ms=30_000)
     plot = page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first
     try:
         expect(plot).to_be_visible(timeout=240_000)

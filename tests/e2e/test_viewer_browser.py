@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from core.scene import faded
-from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, pixels, served, shots_dir
+from tests.e2e.apprun import SCENE_IFRAME, WEBGL_ARGS, click_until, pixels, served, shots_dir
 from tests.e2e.apprun import not_blank as drawn  # a WebGL canvas that has drawn the network
 from tests.test_app_viewer import make_real_study
 
@@ -190,9 +190,9 @@ def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, t
     assert frame.evaluate("() => window.hpoScene.restyles") > restyles
 
     # PNG export: rendered in the background with a progress bar, then offered for download
-    page.get_by_role("button", name="Make PNG").click()
-    expect(page.get_by_role("progressbar")).to_be_visible()  # rendering: the page stays usable meanwhile
     download_button = page.get_by_role("button", name="Download PNG")
+    # rendering shows a progress bar: the page stays usable meanwhile
+    click_until(page.get_by_role("button", name="Make PNG"), page.get_by_role("progressbar"), wait_ms=30_000)
     expect(download_button).to_be_visible(timeout=180_000)
     with page.expect_download() as info:
         download_button.click()
