@@ -112,8 +112,17 @@ class Viewer:
 SLOW_ARGS_JS = """
 if (window !== window.top) {
   window.__hpoDelayed = 0; window.__hpoDropSeen = false; window.__hpoLog = [[location.href.slice(0, 30), performance.now()]];
-  // polled: this window first holds the iframe's about:blank, then the component's document
-  setInterval(() => { if (document.querySelector('input[type="file"]')) window.__hpoDropSeen = true; }, 10);
+  // Seen as it is added, not polled: when the page is busy the viewer's 100 ms timer and the
+  // arguments' timer fire back to back, and the drop zone lives between two tasks (CI saw that).
+  // This window first holds the iframe's about:blank, then the component's document: the hook
+  // on the prototype is the window's, so it stays.
+  const append = Node.prototype.appendChild;
+  Node.prototype.appendChild = function (child) {
+    if (child && child.querySelector && child.querySelector('input[type="file"]')) {
+      window.__hpoDropSeen = true; window.__hpoLog.push(['drop', performance.now()]);
+    }
+    return append.call(this, child);
+  };
   const later = data => window.OfflineLocalView
     ? setTimeout(() => { window.__hpoLog.push(['sent', performance.now()]);
         window.dispatchEvent(new MessageEvent('message', {data: {...data, __late: true}})); }, 300)
