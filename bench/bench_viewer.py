@@ -162,7 +162,7 @@ class Variant:
         except Exception:
             frames = [(f.url, f.evaluate(STATE_JS) if "/component/" in f.url else None) for f in page.frames]
             print("the scene was not drawn:", json.dumps(frames, default=str), file=sys.stderr, flush=True)
-            # what the page showed instead (seen once in ~40 first views, 2026-12-03: no scene frame after 60 s)
+            # what the page showed instead (how the scene-building deadlock, fixed 2026-12-03, was found)
             print("the page said:", page.inner_text("body")[:2000], file=sys.stderr, flush=True)
             raise
         return frame

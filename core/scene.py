@@ -109,16 +109,11 @@ _LEGEND = {
 # few tries; even the main thread's join(timeout) never returned, so a server would freeze
 # (tests/test_scene.py).
 # Re-entrant: browser_scene holds it and scene_vtksz takes it again.
-_SCENE_LOCK = threading.RLock()
+SCENE_LOCK = threading.RLock()
 _WINDOW_LOCK = threading.Lock()  # guards the brief swap of pyvista's render-window class
 
 _WEB_APP: Any = None  # one vtkWebApplication per process, so object ids never repeat across exports
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def scene_lock() -> "threading.RLock":
-    """The lock under which this process builds, serialises and closes a scene (re-entrant)."""
-    return _SCENE_LOCK
 
 
 def _pv(raster: bool = False) -> Any:
@@ -367,7 +362,7 @@ def build_scene(
 
     Returns:
         The plotter, camera set to the default three-quarter view.  The caller closes it.  Where
-        other threads may build scenes too, build, use and close it under :func:`scene_lock`
+        other threads may build scenes too, build, use and close it under :data:`SCENE_LOCK`
         (:func:`browser_scene` and the exports do).
     """
     if color_by not in COLOR_BY:
@@ -630,7 +625,7 @@ def _export(op: str, arch: ArchitectureVisualization, path: str | Path, options:
     if isolate:
         _run_isolated(op, arch, path, options, progress, timeout)
     else:
-        with _SCENE_LOCK:
+        with SCENE_LOCK:
             _RENDERERS[op](arch, path, progress=progress, **options)
     _report(progress, 1.0)
     return path
@@ -768,7 +763,7 @@ def scene_vtksz(pl: "pyvista.Plotter") -> bytes:
     from vtkmodules.vtkWebCore import vtkWebApplication
 
     global _WEB_APP
-    with _SCENE_LOCK:
+    with SCENE_LOCK:
         if _WEB_APP is None:
             _WEB_APP = vtkWebApplication()
             initialize_serializers()
@@ -873,7 +868,7 @@ def browser_scene(arch: ArchitectureVisualization, window_size: tuple[int, int] 
     """
     if not arch.layers:
         raise ValueError("the architecture has no layers to draw")
-    with _SCENE_LOCK:
+    with SCENE_LOCK:
         pl = build_scene(arch, color_by="performance", show_labels=False, legend=False, outlines=True, opaque=True,
                          window_size=window_size)
         try:
@@ -923,7 +918,7 @@ def export_html(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _SCENE_LOCK:
+    with SCENE_LOCK:
         pl = build_scene(arch, color_by=color_by, highlight=highlight, caption=caption)
         try:
             _report(progress, 0.4)
