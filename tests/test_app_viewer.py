@@ -379,10 +379,17 @@ def test_inside_a_cnn_example_feature_maps_and_dead_channels(home, records):
     _select_layer(at, arch, best.number, STUDY, other.name)
     assert "Outputs are kept for the layers with units" in captions(at)
 
-    # the panel with every layer: output probabilities, each kept layer, the first conv filters
+    # the panel with every layer: drawn only once opened (closed, a new tab would load its charts
+    # before the scene); then output probabilities, each kept layer, the first conv filters
     panel = next(e for e in at.expander if e.label.startswith("Inside the network"))
     assert str(wrong.index) in panel.label
-    assert "learned filters of the first conv layer" in _image_captions(at)
+    assert not panel.children and "learned filters of the first conv layer" not in _image_captions(at)
+    at.session_state["viewer-inside-open"] = True  # what a click on the panel's header sets (viewer.INSIDE_OPEN)
+    at.run()
+    assert not at.exception
+    panel = next(e for e in at.expander if e.label.startswith("Inside the network"))
+    assert panel.children and "learned filters of the first conv layer" in _image_captions(at)
+    assert panel.get("plotly_chart")  # the output probabilities
 
 
 @pytest.mark.slow  # the module's real study trains for ~20-40 s, once
