@@ -307,7 +307,7 @@ def render_layer_outputs(ins: INS.Insight, ex: INS.Example, name: str, *, key: s
 
 
 def render_layer_details(lay: "LayerVisualization", ins: INS.Insight | None, ex: INS.Example | None, *, key: str) -> None:
-    """Beside the scene: the selected layer's shape, parameters, health figures and its output for the example."""
+    """Under the scene: the selected layer's shape, parameters, health figures and its output for the example."""
     shape = "×".join("?" if s is None else str(s) for s in (lay.output_shape or ())) or "–"
     facts = [f"**{FMT.plain(lay.name or lay.layer_id)}** · {FMT.plain(lay.layer_type)}", f"output {shape}",
              f"{lay.parameters:,} parameters"]

@@ -22,7 +22,8 @@ What it does:
                    of one context that has shown the viewer before (warm cache);
    * recolour   -- a click on another colouring (after: the scene's own button; before: the
                    radio), until the scene is drawn in the new colours;
-   * highlight  -- a click on a layer's row in the table, until the scene shows it outlined;
+   * highlight  -- a click on a layer's row in the table (the component's own since 2026-12-03,
+                   Streamlit's data grid before), until the scene shows it outlined;
    * fits       -- (after only) the viewer at 390 px and 768 px wide: the frame within the
                    screen, no sideways scrolling, at least two labels shown and no two label
                    boxes overlapping.
@@ -190,7 +191,19 @@ class Variant:
 
     def highlight(self, page, row: int) -> float | None:
         """Click a layer's row and wait until it is outlined; after: seconds from the click event
-        (the parent page's clock) to the restyled scene painted (the iframe's), None before."""
+        to the restyled scene painted (the page's clocks), None before.
+
+        The table is the scene component's own (since 2026-12-03), else Streamlit's data grid."""
+        if self.component:
+            frame = self.drawn(page)
+            rows = frame.locator("#layers tbody tr")
+            if rows.count():
+                layer = rows.nth(row).get_attribute("data-layer")
+                frame.evaluate("() => document.addEventListener('click', e => { window.__hpoClickAt = "
+                               "performance.timeOrigin + e.timeStamp; }, {capture: true, once: true})")
+                rows.nth(row).click()
+                frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layer!r}", polling=POLL_MS)
+                return self._painted(frame, "window.__hpoClickAt")
         page.locator(".stDataFrame").first.scroll_into_view_if_needed()
         table = page.locator(".stDataFrame").first.bounding_box()
         x, y = table["x"] + 17, table["y"] + 35 * (row + 1) + 17  # the row's selection checkbox
@@ -372,7 +385,7 @@ def table(got: dict, repeat: int, scene_kb: float, before: str = BEFORE) -> str:
             "adds Playwright's click and polling (~0.1 s)"),
         row("highlight: click event on a table row → outlined scene painted",
             lambda g: _med_or_none(g["highlight_in_page"]), TARGETS["highlight"],
-            f"median of {len(HIGHLIGHT_ROWS)} rows; includes the app's rerun"),
+            f"median of {len(HIGHLIGHT_ROWS)} rows; this checkout: in the browser; before: includes the app's rerun"),
         row("highlight: Playwright's click → seen drawn", lambda g: med(g["highlight"]), None, ""),
         row("new tab, first-time visitor (empty cache) → drawn", lambda g: med(w["drawn"] for w in g["first"]),
             TARGETS["new_tab"], f"median of {repeat}"),

@@ -145,6 +145,18 @@ def scene_args(at: AppTest) -> dict:
     return json.loads(frames[0].proto.json_args)
 
 
+def pick(at: AppTest, layer_id: str | None) -> None:
+    """What the scene component sends when the user clicks a layer (in the scene, its label or its
+    table row): the layer and one more pick; then the app's rerun."""
+    args = scene_args(at)
+    key = f"viewer-scene-{args['scene_key']}"
+    last = at.session_state[key] if key in at.session_state else None
+    picks = (last or {}).get("pick", 0) if isinstance(last, dict) else 0
+    at.session_state[key] = {"color_by": args["color_by"], "layer": layer_id, "pick": picks + 1}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
 def scene_actors(data: bytes) -> int:
     """Actors in a vtk.js scene (.vtksz -> index.json)."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -154,7 +166,8 @@ def scene_actors(data: bytes) -> int:
 
 
 def table_layers(at: AppTest) -> list[str]:
-    return list(at.dataframe[0].value["layer"])
+    """The layer names in the table the scene component draws beside the scene."""
+    return [row["cells"][0] for row in scene_args(at)["table"]["rows"]]
 
 
 def captions(at: AppTest) -> str:
@@ -209,9 +222,17 @@ def test_colour_by_and_layer_highlight_change_the_scene(home, records):
     assert dead["color_by"] == "dead_units"
     assert dead["scene_url"] == first["scene_url"] and dead["scene_key"] == first["scene_key"]  # not rebuilt
 
+    # the layer table travels with the scene (the component draws it): a row per layer, in order,
+    # and no Streamlit data grid on the page (its ~1.2 MB of script delayed the scene in a new tab)
+    table = first["table"]
+    assert [r["id"] for r in table["rows"]] == [lay.layer_id for lay in arch.layers]
+    assert [c["name"] for c in table["columns"]][:3] == ["layer", "type", "output"]
+    assert all(len(r["cells"]) == len(table["columns"]) for r in table["rows"])
+    assert f"{arch.total_parameters:,} parameters" in table["title"]
+    assert not at.dataframe
+
     target = next(i for i, lay in enumerate(arch.layers) if lay.layer_type == "dense")
-    at.session_state[f"viewer-layers-{STUDY}-{best.number}"] = {"selection": {"rows": [target], "columns": []}}
-    at.run()
+    pick(at, arch.layers[target].layer_id)  # a click on its row in the scene's table
     assert not at.exception
     assert f"selected: **{arch.layers[target].name}**" in captions(at)
     lit = scene_args(at)
@@ -335,10 +356,7 @@ def _image_captions(at: AppTest) -> str:
 
 
 def _select_layer(at: AppTest, arch, number: int, study: str, name: str) -> None:
-    row = next(i for i, lay in enumerate(arch.layers) if lay.name == name)
-    at.session_state[f"viewer-layers-{study}-{number}"] = {"selection": {"rows": [row], "columns": []}}
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    pick(at, next(lay.layer_id for lay in arch.layers if lay.name == name))
 
 
 @pytest.mark.slow  # the module's real study trains for ~20-40 s, once

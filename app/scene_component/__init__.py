@@ -65,7 +65,8 @@ def warm_up() -> threading.Thread:
 
 
 def render_scene(*, key: str, scene: str, arch: ArchitectureVisualization, meta_scene: tuple[str | None, str | None, dict],
-                 color_by: str, highlight: str | None, colorings: list[dict[str, str]], height: int) -> "ScenePick":
+                 color_by: str, highlight: str | None, colorings: list[dict[str, str]], height: int,
+                 table: dict | None = None) -> "ScenePick":
     """Draw the scene; returns the colouring the user chose in it (``color_by`` until they do) and
     the layer they last clicked in it (see :func:`scene_pick`).
 
@@ -78,6 +79,9 @@ def render_scene(*, key: str, scene: str, arch: ArchitectureVisualization, meta_
         highlight: ``layer_id`` of the layer to outline, or None.
         colorings: ``{"key", "label", "help", "low", "high"}`` per colouring, in button order.
         height: Pixels of the 3D stage (the buttons and legend add to it).
+        table: The layer table drawn beside the stage (``app.views.viewer.table_of``): ``{"title",
+            "columns": [{"name", "help"}], "rows": [{"id", "cells"}]}``; a click on a row selects
+            that layer as a click on it in the scene does.  None: no table.
     """
     url, inline, meta = meta_scene
     value = _component(
@@ -85,7 +89,7 @@ def render_scene(*, key: str, scene: str, arch: ArchitectureVisualization, meta_
         actors=meta["actors"], layers=meta["layers"], unknown=meta["unknown"], background=meta["background"],
         colorings=colorings,
         stops=[score_color(i / 10) for i in range(11)], unknown_color=score_color(None), color_by=color_by,
-        highlight=highlight, height=height,
+        highlight=highlight, height=height, table=table,
     )
     return scene_pick(value, color_by, {c["key"] for c in colorings})
 

@@ -7,8 +7,11 @@
  * are HTML over and under the canvas, so they stay readable at any width; labels that would
  * overlap are hidden (the layer table beside the scene names every layer).
  *
- * Clicking a layer (its mesh, or its label) selects it: it is outlined here at once and the
- * app hears of it ({layer, pick}) to show that layer's details; clicking it again clears it.
+ * Beside the stage (under it on a narrow screen) a table lists every layer with its shape and
+ * health figures.  Clicking a layer (its mesh, its label or its row) selects it: it is outlined
+ * here at once, its row marked, and the app hears of it ({layer, pick}) to show that layer's
+ * details; clicking it again clears it.  The table is drawn here, not by Streamlit, so a new
+ * tab does not load Streamlit's data grid (~1.2 MB of script) before the scene.
  * A layer is found by projecting each mesh's bounding box to the screen (the nearest box that
  * holds the click wins), so no vtk.js picker is needed; a drag that turns the camera is no click.
  *
@@ -79,6 +82,7 @@
     S.pendingLayer = id;
     S.highlight = id;
     S.pickAt = now();
+    markRow();
     restyle();
     sendValue();
   }
@@ -325,15 +329,71 @@
     S.labelsShown = taken.length;
   }
 
+  // ------------------------------------------------------------------ the layer table
+
+  function buildTable(table) {
+    var box = $("side");
+    if (!table || box.dataset.built) return;
+    box.dataset.built = "1";
+    box.hidden = false;
+    $("tabletitle").textContent = table.title;
+    var head = el("tr");
+    table.columns.forEach(function (c) {
+      var th = el("th", c.help ? "help" : null, c.name);
+      th.scope = "col";
+      if (c.help) th.title = c.help;
+      head.appendChild(th);
+    });
+    var t = $("layers"), body = el("tbody");
+    t.appendChild(el("thead")).appendChild(head);
+    table.rows.forEach(function (row) {
+      var tr = el("tr");
+      tr.dataset.layer = row.id;
+      tr.tabIndex = 0;
+      tr.title = "Click to select " + row.cells[0];
+      row.cells.forEach(function (v, i) {
+        var cell = tr.appendChild(el(i ? "td" : "th", null, v));
+        if (!i) cell.scope = "row";
+      });
+      tr.addEventListener("click", function () { selectLayer(row.id); });
+      tr.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); selectLayer(row.id); }
+      });
+      body.appendChild(tr);
+    });
+    t.appendChild(body);
+    markRow();
+  }
+
+  // The selected layer's row is marked and scrolled into the table's view (the table's own
+  // scroll only: the page around the frame does not move).
+  function markRow() {
+    var box = $("tablebox"), rows = $("layers").tBodies[0];
+    if (!rows) return;
+    Array.prototype.forEach.call(rows.rows, function (tr) {
+      var on = tr.dataset.layer === S.highlight;
+      tr.classList.toggle("sel", on);
+      tr.setAttribute("aria-selected", String(on));
+      if (on) {
+        var top = tr.offsetTop - $("layers").tHead.offsetHeight, bottom = tr.offsetTop + tr.offsetHeight;
+        if (top < box.scrollTop) box.scrollTop = top;
+        else if (bottom > box.scrollTop + box.clientHeight) box.scrollTop = bottom - box.clientHeight;
+      }
+    });
+  }
+
   // ------------------------------------------------------------------ the app's messages
 
   function onRender(args) {
     if (S.sceneKey && S.sceneKey !== args.scene_key) { location.reload(); return; } // another trial
     S.args = args;
     buildBar(args);
+    buildTable(args.table);
     // a phone gets a squarer stage: the full height would leave the network a thin band in it
-    var width = document.body.clientWidth || args.height;
-    $("stage").style.height = Math.min(args.height, Math.max(280, Math.round(width * 0.9))) + "px";
+    var width = $("stage").clientWidth || document.body.clientWidth || args.height;
+    var height = Math.min(args.height, Math.max(280, Math.round(width * 0.9)));
+    $("stage").style.height = height + "px";
+    document.documentElement.style.setProperty("--stage-height", height + "px");
     if (!S.sceneKey) {
       S.sceneKey = args.scene_key;
       $("view").style.visibility = "hidden"; // no flash of every outline while the scene loads
@@ -350,6 +410,7 @@
       else hl = S.pendingLayer;
     }
     S.highlight = hl;
+    markRow();
     applyColour(want);
     setHeight();
   }

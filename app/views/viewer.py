@@ -7,10 +7,11 @@
   gradient health; a legend says what the colours mean.  The scene is a component
   (``app.scene_component``): built and sent once per trial, every colouring travelling with it,
   so switching colours or outlining a layer restyles it in the browser.
-* A layer table beside the scene: selecting a row, or clicking a layer (or its label) in the
-  scene, outlines that layer and shows its details under the table: shape, parameters, its
-  health figures and what it made of the chosen example (feature maps, unit outputs with the
-  dead ones marked, an LSTM's hidden state over the words).
+* A layer table beside the scene, drawn by the scene's component itself (Streamlit's dataframe
+  loaded ~1.2 MB of script into every new tab before the scene): clicking a row, or a layer (or
+  its label) in the scene, outlines that layer at once in the browser, and the app shows its
+  details under the scene: shape, parameters, its health figures and what it made of the chosen
+  example (feature maps, unit outputs with the dead ones marked, an LSTM's hidden state over the words).
 * Inside the network (``app.inside``, from the trial's ``insight.npz``): pick a test example
   (fixed probes, or a misclassified one, also reachable from the Health screen's "Look
   inside"), see its output probabilities, every kept layer's output and the first conv
@@ -31,7 +32,6 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
 import streamlit as st
 
 from app import PAGE_TRIALS
@@ -49,15 +49,12 @@ from core.scene import COLOR_BY, export_filename
 
 log = logging.getLogger("hpo.app.viewer")
 
-SCENE_HEIGHT = 460  # px of the 3D stage
-# px of the layer table beside it (about 7 rows, then it scrolls); the same whether or not a layer is
-# selected, so the rows never move under the pointer, and the selected layer's details fit under it
-TABLE_HEIGHT = 300
+SCENE_HEIGHT = 460  # px of the 3D stage; the layer table beside it is as tall, then it scrolls
 METRIC = "val_accuracy"  # the metric named in export file names (what the study optimises on)
 EXPORT_POLL_S = 0.5  # progress refresh while an export renders
 _SHORT_TYPE = {"normalization": "norm", "global_pooling": "global pool"}
 _SEL_COLOR = "hpo.viewer.color_by"  # the colouring chosen in the scene; survives page switches
-_SEL_LAYER = "hpo.viewer.layer"  # {(study, trial): layer_id} selected in the table or the scene
+_SEL_LAYER = "hpo.viewer.layer"  # {(study, trial): layer_id} selected in the scene or its table
 _SEEN_PICKS = "hpo.viewer.picks"  # {scene key: clicks already applied}
 INSIDE_OPEN = "viewer-inside-open"  # the "Inside the network" panel is open (its contents are drawn only then)
 INSIDE_REQUEST = INSIDE.REQUEST  # {"study", "trial", "example"}: set by the Health screen's "Look inside"
@@ -136,8 +133,22 @@ def _num(value: float | None, fmt: str) -> str:
     return "–" if value is None or not math.isfinite(value) else format(value, fmt)
 
 
-def layer_table(arch: ArchitectureVisualization) -> pd.DataFrame:
-    """One row per drawn layer, in drawing order (row i is ``arch.layers[i]``); "–" where not measured."""
+# The layer table's columns and what each header's tooltip says (None: no tooltip).
+TABLE_COLUMNS = {
+    "layer": None,
+    "type": None,
+    "output": "Output shape without the batch axis",
+    "units": "Dense/recurrent units or conv filters",
+    "params": None,
+    "dead %": "Units that never fired on a probe batch",
+    "update/step": UPDATE_RATIO_HELP,
+    "grad health": GRADIENT_HELP,
+}
+
+
+def layer_table(arch: ArchitectureVisualization) -> list[dict[str, str]]:
+    """One row per drawn layer, in drawing order (row i is ``arch.layers[i]``), keyed by
+    :data:`TABLE_COLUMNS`; "–" where not measured."""
     rows = []
     for lay in arch.layers:
         size = lay.filters if lay.filters is not None else lay.units
@@ -148,10 +159,20 @@ def layer_table(arch: ArchitectureVisualization) -> pd.DataFrame:
             "units": "–" if size is None else str(size),
             "params": f"{lay.parameters:,}",
             "dead %": _num(None if lay.dead_fraction is None else 100 * lay.dead_fraction, ".1f"),
-            "update/epoch": _num(lay.update_ratio, ".1e"),
+            "update/step": _num(lay.update_ratio, ".1e"),
             "grad health": _num(lay.gradient_score, ".2f"),
         })
-    return pd.DataFrame(rows)
+    return rows
+
+
+def table_of(arch: ArchitectureVisualization) -> dict[str, Any]:
+    """The layer table as the scene component draws it: a title, the columns (with their help) and
+    one row of strings per layer, with the layer's id (what a click on the row selects)."""
+    return {"title": f"{FMT.plain(arch.architecture_type)} · {len(arch.layers)} layers drawn · "
+                     f"{arch.total_parameters:,} parameters",
+            "columns": [{"name": name, "help": help} for name, help in TABLE_COLUMNS.items()],
+            "rows": [{"id": lay.layer_id, "cells": [row[c] for c in TABLE_COLUMNS]}
+                     for lay, row in zip(arch.layers, layer_table(arch))]}
 
 
 # --------------------------------------------------------------------------- exports (jobs: app.export_jobs)
@@ -258,32 +279,6 @@ def render_model_download(study: str, rec: TrialRecord) -> None:
 # --------------------------------------------------------------------------- drawing
 
 
-def selected_layer(arch: ArchitectureVisualization, key: str) -> str | None:
-    """The ``layer_id`` of the row selected in the layer table ``key`` (its state from the last rerun)."""
-    selection = (st.session_state.get(key) or {}).get("selection") or {}
-    rows = list(selection.get("rows") or [])
-    return arch.layers[rows[0]].layer_id if rows and 0 <= rows[0] < len(arch.layers) else None
-
-
-def render_layers(arch: ArchitectureVisualization, key: str, height: int | None = None) -> None:
-    """The layer table, one row per drawn layer; selecting a row highlights it (:func:`selected_layer`)."""
-    table = layer_table(arch)
-    st.dataframe(
-        table, key=key, on_select="rerun", selection_mode="single-row", hide_index=True, width="stretch",
-        height=min(height or SCENE_HEIGHT, 38 + 35 * len(table)),  # header + rows: no empty band under a short table
-        column_config={
-            "layer": st.column_config.TextColumn(width=110),
-            "type": st.column_config.TextColumn(width=75),
-            "output": st.column_config.TextColumn(width=80, help="Output shape without the batch axis"),
-            "units": st.column_config.TextColumn(width=55, help="Dense/recurrent units or conv filters"),
-            "params": st.column_config.TextColumn(width=70),
-            "dead %": st.column_config.TextColumn(width=55, help="Units that never fired on a probe batch"),
-            "update/epoch": st.column_config.TextColumn(width=85, help=UPDATE_RATIO_HELP),
-            "grad health": st.column_config.TextColumn(width=80, help=GRADIENT_HELP),
-        },
-    )
-
-
 def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
     """The scene, the legend and the layer table for one trial, then its exports."""
     arch = architecture_of(rec)
@@ -343,52 +338,42 @@ def pick_example(study: str, rec: TrialRecord, insight) -> "INSIDE.INS.Example |
 
 
 def render_scene_and_table(study: str, rec: TrialRecord, arch: ArchitectureVisualization, example: int | None = None) -> None:
-    """The scene beside the layer table and the selected layer's details, then the exports of what the scene shows."""
-    # The colouring is chosen in the scene's own buttons and switched there; a click on a layer
-    # selects it there too.  Both come back in the component's value, read here before the
-    # scene is sent so the arguments agree with what the browser already shows.
+    """The scene beside the layer table, the selected layer's details, then the exports of what the scene shows."""
+    # The colouring is chosen in the scene's own buttons and switched there; a click on a layer,
+    # its label or its table row selects it there too.  Both come back in the component's value,
+    # read here before the scene is sent so the arguments agree with what the browser already shows.
     stamp = rec.complete.isoformat() if rec.complete else ""
     key = SC.scene_key(state.storage_url(), study, rec.number, stamp, arch)
     comp_key = f"viewer-scene-{key}"
     colorings = {c["key"] for c in COLORINGS}
     pick = SC.scene_pick(st.session_state.get(comp_key), st.session_state.get(_SEL_COLOR, "health"), colorings)
-    table_key = f"viewer-layers-{study}-{rec.number}"
-    # The last of the two events wins: a click in the scene, or a change of the table's selection.
+    # A new pick (a click in the scene or its table) selects its layer; the selection is kept
+    # per trial for this tab, also across screens.
     seen = dict(st.session_state.get(_SEEN_PICKS) or {})
     layers = dict(st.session_state.get(_SEL_LAYER) or {})
     here = (study, rec.number)
     if pick.picks > seen.get(key, 0):
         layers[here] = pick.layer if pick.layer is None or arch.layer(pick.layer) else None
         seen[key] = pick.picks
-    in_table = selected_layer(arch, table_key)
-    if seen.get(table_key, None) != in_table:
-        layers[here] = in_table
-    seen[table_key] = in_table
     st.session_state[_SEEN_PICKS], st.session_state[_SEL_LAYER] = seen, layers
     highlight = layers.get(here)
     if highlight is not None and arch.layer(highlight) is None:
         highlight = None
-    left, right = st.columns(2, gap="small")
-    with left:
-        with st.container(key="viewer-scene"):
-            color_by = SC.render_scene(key=comp_key, scene=key, arch=arch, meta_scene=SC.scene_files(key, arch),
-                                       color_by=pick.color_by, highlight=highlight, colorings=COLORINGS,
-                                       height=SCENE_HEIGHT).color_by
-        st.session_state[_SEL_COLOR] = color_by
-        st.caption("Drag to rotate · scroll to zoom · shift+drag to pan · click a layer to select it"
-                   + (f" · selected: **{FMT.plain(arch.layer(highlight).name)}**" if highlight else ""))
-    with right:
-        st.markdown(f"**Layers** · {FMT.plain(arch.architecture_type)} · {len(arch.layers)} drawn · "
-                    f"{arch.total_parameters:,} parameters")
-        render_layers(arch, key=table_key, height=TABLE_HEIGHT)
-        if highlight is None:
-            st.caption("Select a row, or click a layer in the scene, to outline it and see its details here.")
-        else:
-            with st.container(key="viewer-layer-details"):
-                insight = INSIDE.insight_of(rec)
-                ex = INSIDE.example_by_index(insight, example) if insight is not None else None
-                INSIDE.render_layer_details(arch.layer(highlight), insight, ex,
-                                            key=f"details-{study}-{rec.number}-{highlight}-{example}")
+    with st.container(key="viewer-scene"):
+        color_by = SC.render_scene(key=comp_key, scene=key, arch=arch, meta_scene=SC.scene_files(key, arch),
+                                   color_by=pick.color_by, highlight=highlight, colorings=COLORINGS,
+                                   height=SCENE_HEIGHT, table=table_of(arch)).color_by
+    st.session_state[_SEL_COLOR] = color_by
+    st.caption("Drag to rotate · scroll to zoom · shift+drag to pan · click a layer or its row to select it"
+               + (f" · selected: **{FMT.plain(arch.layer(highlight).name)}**" if highlight else ""))
+    if highlight is None:
+        st.caption("Click a layer in the scene, or its row in the table, to outline it and see its details here.")
+    else:
+        with st.container(key="viewer-layer-details"):
+            insight = INSIDE.insight_of(rec)
+            ex = INSIDE.example_by_index(insight, example) if insight is not None else None
+            INSIDE.render_layer_details(arch.layer(highlight), insight, ex,
+                                        key=f"details-{study}-{rec.number}-{highlight}-{example}")
     render_downloads(study, rec, arch, color_by, highlight)
 
 

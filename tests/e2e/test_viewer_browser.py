@@ -217,13 +217,19 @@ def test_scene_draws_restyles_in_the_browser_and_exports_png(app_url, browser, t
     assert frame.evaluate("window.__e2e_mark") == 1, "the scene iframe was reloaded"
     assert frame.evaluate(CAMERA_JS) == turned
 
-    # select a layer's row in the table: that layer is outlined, the others fade; nothing is sent again
-    table = page.locator(".stDataFrame").first.bounding_box()
+    # select a layer's row in the table beside the scene: that layer is outlined, its row marked,
+    # the others fade; nothing is sent again, and the app shows the layer's details
     row = 2
     assert frame.evaluate(ACTORS_JS)[row]["outline"] is False
-    page.mouse.click(table["x"] + 17, table["y"] + 35 * (row + 1) + 17)  # the row's selection checkbox
-    expect(page.get_by_text("selected:", exact=False)).to_be_visible()
+    rows = frame.locator("#layers tbody tr")
+    assert rows.count() == len(layers)
+    assert rows.nth(row).get_attribute("data-layer") == layers[row]["id"]
+    assert rows.nth(row).locator("th").inner_text() == layers[row]["name"]
+    rows.nth(row).click()
     frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layers[row]['id']!r}")
+    expect(page.get_by_text(f"selected: {layers[row]['name']}", exact=False)).to_be_visible()
+    assert rows.nth(row).get_attribute("aria-selected") == "true"
+    assert frame.locator("#layers tbody tr.sel").count() == 1
     actors = frame.evaluate(ACTORS_JS)
     assert [a["outline"] for a in actors] == [i == row for i in range(len(layers))]
     # the highlighted layer keeps its own colour, the others fade as if drawn at 45 % of their opacity
@@ -278,6 +284,16 @@ def test_scene_fits_narrow_screens_with_readable_labels(app_url, browser, width)
     assert geo["font"] >= 11, geo["font"]
     # the legend is HTML under the stage, not drawn (tilted) in the 3D scene
     assert geo["legend"][1] >= stage[3] - 0.5 and geo["legend"][3] > geo["legend"][1], geo
+    # the layer table: beside the stage where there is room, else under the legend; within the
+    # frame either way (a wide table scrolls inside its own box)
+    table = frame.evaluate("""() => { const r = document.getElementById('tablebox').getBoundingClientRect();
+      return [r.left, r.top, r.right, r.bottom, document.querySelectorAll('#layers tbody tr').length]; }""")
+    assert table[4] == geo["all"], table
+    assert 0 <= table[0] and table[2] <= geo["width"] + 0.5, (table, geo["width"])
+    if width < 700:  # stacked
+        assert table[1] >= geo["legend"][3] - 0.5, (table, geo["legend"])
+    else:
+        assert table[0] >= stage[2] - 0.5 and table[1] < stage[3], (table, stage)
     assert v.canvas() is not None
     assert len(v.scene_fetches()) == 1
     assert not v.outside(), v.outside()
