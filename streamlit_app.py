@@ -39,7 +39,10 @@ render_study_notices()  # a toast, on whatever screen, when a study this tab saw
 try:
     page.run()
 finally:
-    # PyVista and the scene serialiser load in the background, before the first 3D view; started
-    # after the page so the first page after a server start does not share the CPU with it (on
-    # a 2-core machine that delayed the first page's heading by ~1 s, bench/bench_viewer.py).
-    warm_up_scenes()
+    # PyVista and the scene serialiser load in the background, before the first 3D view: started
+    # after the page, so the first page after a server start does not share the CPU and the GIL
+    # with it (on a 2-core machine that delayed its heading by ~0.8-1 s, bench/bench_viewer.py).
+    # `make run`'s head start does it (and builds the newest studies' scenes); plain
+    # `streamlit run` has none.
+    if not serve.page_done():
+        warm_up_scenes()

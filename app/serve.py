@@ -8,6 +8,11 @@ in a background thread as the server starts, in the server's own process (so the
 session finds it all in ``sys.modules``), then hands over to Streamlit's own command line:
 options, config files and behaviour are exactly ``streamlit run``'s.
 
+The imports come first.  PyVista and the scenes of the newest studies' best trials follow once
+the first page has run (or after ``SCENE_AFTER_S`` without a visitor): run beside that page,
+VTK's work held the GIL and delayed its heading by ~0.8 s (a direct first visit to the 3D viewer
+builds its own scene then, which was still faster: bench/README.md "viewer").
+
 ``make run`` and the container use it; a host that can only run ``streamlit run
 streamlit_app.py`` (Streamlit Community Cloud) still works, without the head start (the app
 then warms PyVista after its first page, ``app.scene_component.warm_up``).
@@ -38,7 +43,9 @@ MODULES = (
 log = logging.getLogger("hpo.app.serve")
 WARM: dict[str, float] = {}  # what the head start did: module or step -> seconds (read by the tests)
 PREBUILD_STUDIES = 5  # the head start builds the best trial's scene of this many newest studies
+SCENE_AFTER_S = 15.0  # with no visitor this long after the imports, the scene warm-up starts anyway
 _IMPORTED = threading.Event()  # the modules are imported (the scene warm-up may still run)
+_PAGE_RAN = threading.Event()  # a first page has run: the scene warm-up may start
 _started = False
 
 
@@ -68,8 +75,16 @@ def wait(timeout: float = 60.0) -> None:
         _IMPORTED.wait(timeout)
 
 
+def page_done() -> bool:
+    """Called by the app after each page it runs: the head start's scene warm-up may begin.
+    False when there is no head start (plain ``streamlit run``: the app warms PyVista itself)."""
+    _PAGE_RAN.set()
+    return _started
+
+
 def warm_up() -> None:
-    """Import the screens' modules, then build a one-layer scene so PyVista is loaded too."""
+    """Import the screens' modules; after the first page (:func:`page_done`), build a one-layer
+    scene so PyVista is loaded too, then the scenes the viewer opens on (:func:`prebuild_scenes`)."""
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotFromHeadStart())
     try:
         for name in MODULES:
@@ -84,6 +99,7 @@ def warm_up() -> None:
         _IMPORTED.set()
     if os.environ.get("HPO_HEAD_START_SCENE") == "0":
         return  # imports only (tests; and to compare the two in bench/bench_viewer-style timings)
+    _PAGE_RAN.wait(SCENE_AFTER_S)
     t = time.perf_counter()
     try:
         from core.architecture import ArchitectureVisualization, LayerVisualization

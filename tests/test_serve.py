@@ -73,3 +73,40 @@ def test_tabs_asking_for_one_scene_at_once_build_it_once(tmp_path, monkeypatch):
     assert [g[0] for g in got] == ["cache/scenes/k1.vtksz"] * 4 and all(g[1] is None for g in got)
     assert sorted(p.name for p in (tmp_path / "scenes").iterdir()) == ["k1.json", "k1.vtksz"]  # no temporary left
     assert all(g[2] == got[0][2] for g in got)
+
+
+def test_the_scene_warm_up_waits_for_the_first_page(monkeypatch):
+    """PyVista's warm-up and the prebuilt scenes start once a first page has run, never beside it
+    (VTK's work held the GIL and delayed the first page's heading), or after SCENE_AFTER_S idle."""
+    import threading
+    import time
+
+    from app import serve
+    from core import scene
+
+    monkeypatch.setattr(serve, "MODULES", ("json",))
+    monkeypatch.delenv("HPO_HEAD_START_SCENE", raising=False)
+    calls: list[str] = []
+    monkeypatch.setattr(scene, "viewer_script", lambda: calls.append("viewer_script"))
+    monkeypatch.setattr(scene, "browser_scene", lambda arch: calls.append("scene"))
+    monkeypatch.setattr(serve, "prebuild_scenes", lambda: calls.append("prebuild") or 0)
+    monkeypatch.setattr(serve, "_started", True)
+    serve._IMPORTED.clear()
+    serve._PAGE_RAN.clear()
+    worker = threading.Thread(target=serve.warm_up, daemon=True)
+    worker.start()
+    assert serve._IMPORTED.wait(10)
+    time.sleep(0.5)
+    assert calls == [] and worker.is_alive()  # imported, and waiting for a page
+    assert serve.page_done() is True  # the app's page ran (with a head start: it warms nothing itself)
+    worker.join(10)
+    assert calls == ["viewer_script", "scene", "prebuild"]
+
+    # no visitor: the warm-up starts on its own after SCENE_AFTER_S
+    calls.clear()
+    serve._PAGE_RAN.clear()
+    monkeypatch.setattr(serve, "SCENE_AFTER_S", 0.3)
+    serve.warm_up()
+    assert calls == ["viewer_script", "scene", "prebuild"]
+    monkeypatch.setattr(serve, "_started", False)
+    assert serve.page_done() is False  # plain `streamlit run`: the app warms PyVista itself
