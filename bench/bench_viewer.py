@@ -26,7 +26,11 @@ What it does:
                    Streamlit's data grid before), until the scene shows it outlined;
    * fits       -- (after only) the viewer at 390 px and 768 px wide: the frame within the
                    screen, no sideways scrolling, at least two labels shown and no two label
-                   boxes overlapping.
+                   boxes overlapping;
+   * trained    -- new tabs on a trial really trained by the CLI (digits, in a second HPO_HOME,
+                   on a server of its own): the page a user meets, with the example picker and
+                   the "Inside the network" panel its insight.npz brings (the 20-layer trial
+                   above has none).
 
    "Drawn" is polled every 20 ms inside the scene's iframe: every actor's data
    loaded and rendered (and, after, the component's restyle applied); then a screenshot of
@@ -56,8 +60,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import study as K  # the storage schema: attribute keys
-from tests.e2e.apprun import (SCENE_IFRAME, SCENE_READY_JS, WEBGL_ARGS, free_port, launch_chromium,  # noqa: E402
-                              not_blank, pixels, start_app, stop_app)
+from tests.e2e.apprun import (SCENE_IFRAME, SCENE_READY_JS, WEBGL_ARGS, cli_study, free_port,  # noqa: E402
+                              launch_chromium, not_blank, pixels, start_app, stop_app)
 
 STUDY = "bench-viewer"
 BEFORE = "8f203b0"  # the last commit before the scene component (975de0b)
@@ -200,7 +204,8 @@ class Variant:
             if rows.count():
                 layer = rows.nth(row).get_attribute("data-layer")
                 frame.evaluate("() => document.addEventListener('click', e => { window.__hpoClickAt = "
-                               "performance.timeOrigin + e.timeStamp; }, {capture: true, once: true})")
+                               "e.timeStamp > 1e12 ? e.timeStamp : performance.timeOrigin + e.timeStamp; }, "
+                               "{capture: true, once: true})")
                 rows.nth(row).click()
                 frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layer!r}", polling=POLL_MS)
                 return self._painted(frame, "window.__hpoClickAt")
@@ -310,6 +315,17 @@ def open_plain(browser, url: str, path: str) -> float:
     return seconds
 
 
+def measure_trained(browser, root: Path, home: Path, v: Variant, repeat: int) -> list[dict[str, float]]:
+    """New tabs (empty cache) on the trained trial in ``home``, on a server of its own."""
+    proc = start_app(home, port := free_port(), root=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        open_viewer(browser, url, v)  # its scene built (as the head start would have)
+        return [open_viewer(browser, url, v) for _ in range(repeat)]
+    finally:
+        stop_app(proc)
+
+
 def measure(browser, root: Path, home: Path, v: Variant, repeat: int) -> dict:
     """Every figure for one checkout of the app, on a server started for it."""
     t = time.perf_counter()
@@ -404,6 +420,10 @@ def table(got: dict, repeat: int, scene_kb: float, before: str = BEFORE) -> str:
         row("new tab → page heading (Streamlit's part)", lambda g: med(w["heading"] for w in g["first"]),
             note="empty cache"),
         row("a screen without a scene (Learn) → heading", lambda g: med(g["plain"]), note="Streamlit's own start-up"),
+        row("new tab on a trained digits trial (empty cache) → drawn",
+            lambda g: med(w["drawn"] for w in g["trained"]) if g.get("trained") else None, TARGETS["new_tab"],
+            f"median of {repeat}; the page as users meet it: example picker, insight panel"),
+        row("… its page heading", lambda g: med(w["heading"] for w in g["trained"]) if g.get("trained") else None),
     ]
     for f in a["fits"]:
         lines.append(f"| fits {f['width']} px wide | {'**yes**' if f['fits'] else '**no**'} | – | yes | "
@@ -430,22 +450,26 @@ def main() -> None:
     print(f"layout of the 20-layer CNN: {len(layout['layers'])} layers drawn, {layout['total_parameters']:,} params "
           f"({time.perf_counter() - t:.1f} s, child process with Keras; not counted)", flush=True)
     got: dict[str, dict] = {}
-    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
         trial = write_study(home, layout)
+        trained = Path(tmp) / "trained"
+        t = time.perf_counter()
+        cli_study(trained, "trained", trials=1, epochs=3, max_samples=1500)
+        print(f"a digits trial trained by the CLI ({time.perf_counter() - t:.0f} s; not counted)", flush=True)
+        load = [os.getloadavg()[0]]
         with sync_playwright() as p:
             browser = launch_chromium(p, WEBGL_ARGS)
-            got["after"] = measure(browser, ROOT, home, Variant("after", True), args.repeat)
-            load.append(os.getloadavg()[0])
-            print("after:", json.dumps(got["after"]), flush=True)
+            variants = [("after", ROOT)]
             if not args.no_before:
-                old = _unpack(args.before, Path(tmp) / "before")
-                got["before"] = measure(browser, old, home,
-                                        Variant("before", (old / "app" / "scene_component").is_dir()), args.repeat)
+                variants.append(("before", _unpack(args.before, Path(tmp) / "before")))
+            for name, root in variants:
+                v = Variant(name, (root / "app" / "scene_component").is_dir())
+                got[name] = measure(browser, root, home, v, args.repeat)
+                got[name]["trained"] = measure_trained(browser, root, trained, v, args.repeat)
                 load.append(os.getloadavg()[0])
-                print("before:", json.dumps(got["before"]), flush=True)
+                print(f"{name}:", json.dumps(got[name]), flush=True)
             browser.close()
 
     text = table(got, args.repeat, _browser_scene_kb(layout), args.before)

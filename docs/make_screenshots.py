@@ -147,7 +147,7 @@ def photograph(home: Path) -> None:
         frame = scene_frame(page)
         layers = frame.evaluate("() => window.hpoScene.args.layers.map(l => [l.id, l.name])")
         conv = next(i for i, n in layers if "conv" in n and "act" not in n)
-        frame.locator(f'.lbl[data-layer="{conv}"]').click()  # its label in the scene
+        frame.locator(f'#layers tr[data-layer="{conv}"]').click()  # its row in the table beside the scene
         details = page.locator(".st-key-viewer-layer-details")
         expect(details).to_contain_text("feature maps for this example")
         details.scroll_into_view_if_needed()

@@ -43,7 +43,9 @@
     return [(n >> 16 & 255) / 255, (n >> 8 & 255) / 255, (n & 255) / 255];
   }
   function faded(c, bg, a) { return [0, 1, 2].map(function (i) { return c[i] * a + bg[i] * (1 - a); }); }
-  function now(t) { return performance.timeOrigin + (t == null ? performance.now() : t); }
+  // ms since the epoch; an event's timeStamp is relative to the page's time origin, except
+  // where a browser gives it since the epoch already (seen once in headless Chromium)
+  function now(t) { return t != null && t > 1e12 ? t : performance.timeOrigin + (t == null ? performance.now() : t); }
   function status(text) { $("status").textContent = text; }
 
   // ------------------------------------------------------------------ colour buttons and legend
