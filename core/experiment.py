@@ -91,10 +91,14 @@ def suggest_values(kind: str, knob: str, current: Any = None, n: int = 3) -> lis
     return out
 
 
-def parse_values(text: str, knob: str) -> list[Any]:
+def parse_values(text: str, knob: str, current: Any = None) -> list[Any]:
     """Comma-separated values as typed in a form or on the command line, read as the knob's type
     ("0.001, 3e-3" for a float knob; "true, false" for a bool; option names for a choice knob).
     Checking them is :func:`core.config.check_knob_values`' job (wrong types reach it as text).
+
+    ``current``, the base trial's own value: a number that reads the same as it to 3 significant
+    digits (as :func:`fmt_knob_value` shows it, e.g. "0.0019" for 0.0018952…) is that value exactly,
+    so the form can show short numbers and the experiment still retrains the base trial's value.
     """
     hp = HYPERPARAMETERS.get(knob)
     out: list[Any] = []
@@ -114,6 +118,9 @@ def parse_values(text: str, knob: str) -> list[Any]:
         except ValueError:
             out.append(item)
             continue
+        if isinstance(current, float) and not isinstance(current, bool) and number != current \
+                and fmt_knob_value(number) == fmt_knob_value(current):
+            number = current
         out.append(int(number) if hp is not None and hp.kind == "int" and number.is_integer() else number)
     return out
 

@@ -20,6 +20,7 @@ from core.experiment import (
     experiment_config,
     experiment_table,
     experiments_of,
+    parse_values,
     suggest_values,
     what_changed_most,
 )
@@ -394,10 +395,11 @@ def test_health_starts_a_knob_experiment_through_the_normal_start_path(app_home,
     assert "learning_rate" in knob.options and "lstm_units" not in knob.options  # the CNN's knobs only
     knob.set_value("learning_rate").run()
     values = at.text_input(key=f"{prefix}-values-learning_rate")
-    from core.experiment import parse_values
-
-    prefilled = parse_values(values.value, "learning_rate")
-    assert prefilled == suggest_values("image", "learning_rate", rec.params["learning_rate"])
+    # short numbers in the form (3 significant digits), the base trial's own value read back exactly
+    assert all(len(v.strip()) <= 7 for v in values.value.split(",")), values.value
+    prefilled = parse_values(values.value, "learning_rate", rec.params["learning_rate"])
+    suggested = suggest_values("image", "learning_rate", rec.params["learning_rate"])
+    assert prefilled == pytest.approx(suggested, rel=5e-3)
     assert rec.params["learning_rate"] in prefilled  # the base trial's value, exactly
     values.set_value("0.0003, 0.001, 0.003").run()
     at.button(key=f"{prefix}-start").click().run()
@@ -501,3 +503,12 @@ def test_an_lstm_trial_offers_the_lstm_knobs(tmp_path, monkeypatch, started):
     # imdb is not on this machine: the start path refuses it before anything runs, or starts on it
     assert (len(started) == 1 and started[0].experiment["knob"] == "lstm_units"
             and started[0].dataset == "imdb") or any("imdb" in e.value for e in at.error)
+
+
+def test_a_value_typed_as_the_base_trials_value_shown_short_is_that_value_exactly():
+    base = 0.0018952530338670589  # a learning rate TPE chose
+    assert parse_values("0.0001, 0.0019, 0.03", "learning_rate", base) == [0.0001, base, 0.03]
+    assert parse_values("0.002, 0.0019", "learning_rate", base) == [0.002, base]  # 0.002 is another value
+    assert parse_values("0.0019", "learning_rate") == [0.0019]  # no base value given: as typed
+    assert parse_values("1, 2, 4", "conv_blocks", 2) == [1, 2, 4]  # ints and choices are unchanged
+    assert parse_values("relu, tanh", "activation", "relu") == ["relu", "tanh"]

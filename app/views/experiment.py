@@ -29,9 +29,9 @@ def open_in_trials(name: str) -> None:
     W.go_to(PAGE_TRIALS)
 
 
-def _start(config: StudyConfig, record: TrialRecord, knob: str, text: str, taken: list[str]) -> None:
+def _start(config: StudyConfig, record: TrialRecord, knob: str, text: str, taken: list[str], current: Any) -> None:
     try:
-        cfg = experiment_config(config, record, knob, parse_values(text, knob), taken=taken)
+        cfg = experiment_config(config, record, knob, parse_values(text, knob, current), taken=taken)
         state.start(cfg, select=False)  # stay on this trial: the plot is here
     except ConfigError as exc:
         W.render_config_error(exc)
@@ -90,13 +90,13 @@ def render_knob_experiment(study: str, record: TrialRecord, config: StudyConfig 
     from core.experiment import base_params
 
     current = base_params(config, record).get(knob)
-    # str, not 3 significant digits: the base trial's own value must come back exactly when parsed
-    suggested = ", ".join(str(v) for v in suggest_values(kind, knob, current))
+    # 3 significant digits: parse_values reads the base trial's value back exactly
+    suggested = ", ".join(fmt_knob_value(v) for v in suggest_values(kind, knob, current))
     text = st.text_input(f"Values of {knob} (2 to 7, comma-separated; this trial has {fmt_knob_value(current)})",
                          value=suggested, key=f"{prefix}-values-{knob}")
     summaries = state.list_studies()
     if st.button("Start experiment", key=f"{prefix}-start", type="primary", icon=":material/science:"):
-        _start(config, record, knob, text, [s.name for s in summaries])
+        _start(config, record, knob, text, [s.name for s in summaries], current)
         summaries = state.list_studies()
     mine = experiments_of(summaries, study=study, trial=record.number)
     if not mine:
