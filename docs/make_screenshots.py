@@ -159,10 +159,14 @@ def photograph(home: Path) -> None:
         page.get_by_text("Learning rate ·").click()
         stretch_shot(page, SHOTS / "learn.png", page.locator('[data-testid="stPlotlyChart"]').first)
 
+        page.set_viewport_size({"width": 1280, "height": 1240})  # the scene, its table and legend whole
         page.goto(f"{url}/viewer")
+        page.get_by_role("combobox", name="Study").click()  # not the newest study: an experiment may be
+        page.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(STUDY)} · digits ")).first.click()
         scene_frame(page)
         page.wait_for_timeout(2000)
         page.screenshot(path=str(SHOTS / "viewer.png"))
+        page.set_viewport_size({"width": 1280, "height": 900})
         print("wrote docs/screenshots/viewer.png")
 
 
@@ -172,6 +176,12 @@ def photograph_experiment(home: Path) -> None:
         page.goto(f"{url}/health")
         page.get_by_role("combobox", name="Study").click()
         page.get_by_role("option").filter(has_text=re.compile(f"^{re.escape(STUDY)} · digits ")).first.click()
+        # the form shows the knob of the experiment plotted under it (its default is another knob)
+        from tests.e2e.apprun import choose
+
+        page.wait_for_timeout(4000)  # the study's rerun has settled: a knob chosen before it is reset
+        choose(page.get_by_role("combobox", name="Knob"), "learning_rate")
+        page.mouse.move(5, 5)  # no chart's hover toolbar in the picture
         section_shot(page, "What does this knob do?", SHOTS / "experiment.png",
                      page.locator(".js-plotly-plot").filter(has_text="Accuracy vs learning_rate").first)
 
