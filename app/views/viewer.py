@@ -300,7 +300,7 @@ def render_view(study: str, rec: TrialRecord, best: TrialRecord | None) -> None:
     st.fragment(render_scene_and_table)(study, rec, arch, example.index if example is not None else None)
     if insight is not None and example is not None:
         # Drawn only while open: its charts would otherwise load Plotly's ~4 MB into every new tab
-        # before the scene (3.6 s to a drawn scene instead of 2.1 s, bench/README.md "viewer").
+        # before the scene (a trained trial: 4.07 s to a drawn scene instead of 2.57 s, bench/README.md "viewer").
         panel = st.expander(f"Inside the network: every layer for test example #{example.index}",
                             icon=":material/biotech:", key=INSIDE_OPEN, on_change="rerun")
         if panel.open:
