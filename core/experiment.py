@@ -118,7 +118,7 @@ def parse_values(text: str, knob: str, current: Any = None) -> list[Any]:
         except ValueError:
             out.append(item)
             continue
-        if isinstance(current, float) and not isinstance(current, bool) and number != current \
+        if isinstance(current, float) and number != current \
                 and fmt_knob_value(number) == fmt_knob_value(current):
             number = current
         out.append(int(number) if hp is not None and hp.kind == "int" and number.is_integer() else number)

@@ -42,7 +42,7 @@ from app import export_jobs as EJ
 from app import scene_component as SC
 from app import state
 from core import artifacts
-from core.architecture import ArchitectureVisualization, export_architecture_json
+from core.architecture import ArchitectureVisualization, LayerVisualization, export_architecture_json
 from core.study import TrialRecord, best_record
 from core.health import DEAD_LABELS, GRADIENT_HELP, UPDATE_RATIO_HELP
 from core.scene import COLOR_BY, export_filename
@@ -146,33 +146,28 @@ TABLE_COLUMNS = {
 }
 
 
-def layer_table(arch: ArchitectureVisualization) -> list[dict[str, str]]:
-    """One row per drawn layer, in drawing order (row i is ``arch.layers[i]``), keyed by
-    :data:`TABLE_COLUMNS`; "–" where not measured."""
-    rows = []
-    for lay in arch.layers:
-        size = lay.filters if lay.filters is not None else lay.units
-        rows.append({
-            "layer": lay.name or lay.layer_id,
-            "type": _SHORT_TYPE.get(lay.layer_type, lay.layer_type),
-            "output": "×".join("?" if s is None else str(s) for s in (lay.output_shape or ())) or "–",
-            "units": "–" if size is None else str(size),
-            "params": f"{lay.parameters:,}",
-            "dead %": _num(None if lay.dead_fraction is None else 100 * lay.dead_fraction, ".1f"),
-            "update/step": _num(lay.update_ratio, ".1e"),
-            "grad health": _num(lay.gradient_score, ".2f"),
-        })
-    return rows
+def layer_row(lay: LayerVisualization) -> list[str]:
+    """One layer's cells, in the order of :data:`TABLE_COLUMNS`; "–" where not measured."""
+    size = lay.filters if lay.filters is not None else lay.units
+    return [
+        lay.name or lay.layer_id,
+        _SHORT_TYPE.get(lay.layer_type, lay.layer_type),
+        "×".join("?" if s is None else str(s) for s in (lay.output_shape or ())) or "–",
+        "–" if size is None else str(size),
+        f"{lay.parameters:,}",
+        _num(None if lay.dead_fraction is None else 100 * lay.dead_fraction, ".1f"),
+        _num(lay.update_ratio, ".1e"),
+        _num(lay.gradient_score, ".2f"),
+    ]
 
 
 def table_of(arch: ArchitectureVisualization) -> dict[str, Any]:
     """The layer table as the scene component draws it: a title, the columns (with their help) and
-    one row of strings per layer, with the layer's id (what a click on the row selects)."""
+    one row of strings per layer in drawing order, with the layer's id (what a click on the row selects)."""
     return {"title": f"{FMT.plain(arch.architecture_type)} · {len(arch.layers)} layers drawn · "
                      f"{arch.total_parameters:,} parameters",
             "columns": [{"name": name, "help": help} for name, help in TABLE_COLUMNS.items()],
-            "rows": [{"id": lay.layer_id, "cells": [row[c] for c in TABLE_COLUMNS]}
-                     for lay, row in zip(arch.layers, layer_table(arch))]}
+            "rows": [{"id": lay.layer_id, "cells": layer_row(lay)} for lay in arch.layers]}
 
 
 # --------------------------------------------------------------------------- exports (jobs: app.export_jobs)
