@@ -8,10 +8,15 @@ in a background thread as the server starts, in the server's own process (so the
 session finds it all in ``sys.modules``), then hands over to Streamlit's own command line:
 options, config files and behaviour are exactly ``streamlit run``'s.
 
-The imports come first.  PyVista and the scenes of the newest studies' best trials follow once
-the first page has run (or after ``SCENE_AFTER_S`` without a visitor): run beside that page,
-VTK's work held the GIL and delayed its heading by ~0.8 s (a direct first visit to the 3D viewer
-builds its own scene then, which was still faster: bench/README.md "viewer").
+The imports come first, then the study storage is opened and read once (SQLAlchemy, Optuna's
+tables and Alembic's check: ~0.5 s that the first page's script run spent otherwise).  PyVista and
+the scenes of the newest studies' best trials follow ``SCENE_GRACE_S`` after the first page has
+run (or after ``SCENE_AFTER_S`` without a visitor), once the browser has drawn that page: run
+beside the page or the browser's drawing of it, VTK's work (PyVista's import pulls in Matplotlib:
+~1.3 s with the first build) held the GIL and the CPU and delayed its heading by ~0.8 s.  A direct
+first visit to the 3D viewer builds its own scene then, which is still faster (bench/README.md
+"viewer"; building the newest scenes in a child process instead was measured and lost: it slowed
+the first heading and finished too late to spare the first view its build).
 
 ``make run`` and the container use it; a host that can only run ``streamlit run
 streamlit_app.py`` (Streamlit Community Cloud) still works, without the head start (the app
@@ -44,6 +49,7 @@ log = logging.getLogger("hpo.app.serve")
 WARM: dict[str, float] = {}  # what the head start did: module or step -> seconds (read by the tests)
 PREBUILD_STUDIES = 5  # the head start builds the best trial's scene of this many newest studies
 SCENE_AFTER_S = 15.0  # with no visitor this long after the imports, the scene warm-up starts anyway
+SCENE_GRACE_S = 3.0  # after the first page ran: time for the browser to draw it before VTK takes a core
 _IMPORTED = threading.Event()  # the modules are imported (the scene warm-up may still run)
 _PAGE_RAN = threading.Event()  # a first page has run: the scene warm-up may start
 _started = False
@@ -83,8 +89,9 @@ def page_done() -> bool:
 
 
 def warm_up() -> None:
-    """Import the screens' modules; after the first page (:func:`page_done`), build a one-layer
-    scene so PyVista is loaded too, then the scenes the viewer opens on (:func:`prebuild_scenes`)."""
+    """Import the screens' modules and open the storage (:func:`open_storage`); after the first
+    page (:func:`page_done`) and ``SCENE_GRACE_S``, build a one-layer scene so PyVista is loaded
+    too, then the scenes the viewer opens on (:func:`prebuild_scenes`)."""
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotFromHeadStart())
     try:
         for name in MODULES:
@@ -97,9 +104,20 @@ def warm_up() -> None:
             WARM[name] = time.perf_counter() - t
     finally:
         _IMPORTED.set()
+    # After the imports are marked done, so a slow database never holds a page back twice: a page
+    # arriving now asks for the storage too and waits for this open (core.storage opens a URL
+    # under a lock and keeps what it opened).  What it imports (SQLAlchemy, Alembic) no page
+    # imports before that.
+    t = time.perf_counter()
+    try:
+        WARM["studies"] = open_storage()
+        WARM["storage"] = time.perf_counter() - t
+    except Exception:  # noqa: BLE001 - a storage that cannot open is reported by the first page
+        log.debug("head start: could not open the study storage", exc_info=True)
     if os.environ.get("HPO_HEAD_START_SCENE") == "0":
         return  # imports only (tests; and to compare the two in bench/bench_viewer-style timings)
-    _PAGE_RAN.wait(SCENE_AFTER_S)
+    if _PAGE_RAN.wait(SCENE_AFTER_S):
+        time.sleep(SCENE_GRACE_S)
     t = time.perf_counter()
     try:
         from core.architecture import ArchitectureVisualization, LayerVisualization
@@ -118,6 +136,20 @@ def warm_up() -> None:
         WARM["prebuild"] = time.perf_counter() - t
     except Exception:  # noqa: BLE001
         log.debug("head start: could not build the best trials' scenes", exc_info=True)
+
+
+def open_storage() -> int:
+    """Open the study storage the app reads and list its studies, as every first page does (the
+    opened storage is kept per URL, ``core.storage``); returns how many studies it holds."""
+    from core.config import Settings
+    from core.storage import resolve_url
+    from core.study import list_studies, load_records
+
+    url = resolve_url(None, Settings.from_env())  # what app.state.storage_url() reads
+    studies = list_studies(url)
+    if studies:
+        load_records(studies[0].name, url)  # the newest study: the one the screens open on
+    return len(studies)
 
 
 def prebuild_scenes(studies: int = PREBUILD_STUDIES) -> int:

@@ -17,10 +17,29 @@ def test_wait_returns_at_once_without_a_head_start_and_after_it(monkeypatch):
     monkeypatch.setattr(serve, "_started", False)
     serve.wait(timeout=0.01)  # plain `streamlit run`: nothing to wait for
     monkeypatch.setattr(serve, "MODULES", ("json",))
+    monkeypatch.setattr(serve, "open_storage", lambda: 0)
     monkeypatch.setenv("HPO_HEAD_START_SCENE", "0")
     serve._IMPORTED.clear()
     serve.warm_up()
     assert serve._IMPORTED.is_set() and "json" in serve.WARM
+
+
+def test_the_head_start_opens_the_storage_the_first_page_reads(tmp_path, monkeypatch):
+    """The first page's script run found SQLAlchemy, Optuna's tables and Alembic's check still to
+    do (~0.5 s): the head start opens the app's storage and reads its newest study first."""
+    from app import serve
+
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    settings = Settings(home=tmp_path)
+    url = S.resolve_url(None, settings)
+    make_fake_study(url, "older", n_complete=1, n_pruned=0, n_failed=0, with_models=False, settings=settings)
+    make_fake_study(url, "newest", n_complete=2, n_pruned=1, n_failed=0, with_models=False, settings=settings)
+    S._open.cache_clear()
+    assert serve.open_storage() == 2
+    hits = S._open.cache_info().hits
+    S.open_storage(url)  # what the first page does
+    assert S._open.cache_info().hits == hits + 1  # already open: no second engine, no second Alembic check
 
 
 def test_the_head_start_builds_the_scene_the_viewer_opens_on(tmp_path, monkeypatch):
@@ -85,6 +104,8 @@ def test_the_scene_warm_up_waits_for_the_first_page(monkeypatch):
     from core import scene
 
     monkeypatch.setattr(serve, "MODULES", ("json",))
+    monkeypatch.setattr(serve, "open_storage", lambda: 0)
+    monkeypatch.setattr(serve, "SCENE_GRACE_S", 1.0)
     monkeypatch.delenv("HPO_HEAD_START_SCENE", raising=False)
     calls: list[str] = []
     monkeypatch.setattr(scene, "viewer_script", lambda: calls.append("viewer_script"))
@@ -99,6 +120,8 @@ def test_the_scene_warm_up_waits_for_the_first_page(monkeypatch):
     time.sleep(0.5)
     assert calls == [] and worker.is_alive()  # imported, and waiting for a page
     assert serve.page_done() is True  # the app's page ran (with a head start: it warms nothing itself)
+    time.sleep(0.3)
+    assert calls == []  # the browser draws the page first (SCENE_GRACE_S)
     worker.join(10)
     assert calls == ["viewer_script", "scene", "prebuild"]
 
@@ -106,7 +129,9 @@ def test_the_scene_warm_up_waits_for_the_first_page(monkeypatch):
     calls.clear()
     serve._PAGE_RAN.clear()
     monkeypatch.setattr(serve, "SCENE_AFTER_S", 0.3)
+    monkeypatch.setattr(serve, "SCENE_GRACE_S", 60.0)  # no page ran: no grace to wait
     serve.warm_up()
     assert calls == ["viewer_script", "scene", "prebuild"]
     monkeypatch.setattr(serve, "_started", False)
     assert serve.page_done() is False  # plain `streamlit run`: the app warms PyVista itself
+
