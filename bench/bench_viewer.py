@@ -27,6 +27,8 @@ What it does:
    * fits       -- (after only) the viewer at 390 px and 768 px wide: the frame within the
                    screen, no sideways scrolling, at least two labels shown and no two label
                    boxes overlapping;
+   * bare       -- new tabs on an app of one ``st.title`` and nothing else (this Streamlit, no app
+                   code): the floor under every page, measured in the same run;
    * trained    -- new tabs on a trial really trained by the CLI (digits, in a second HPO_HOME,
                    on a server of its own): the page a user meets, with the example picker and
                    the "Inside the network" panel its insight.npz brings (the 20-layer trial
@@ -315,6 +317,38 @@ def open_plain(browser, url: str, path: str) -> float:
     return seconds
 
 
+BARE_APP = 'import streamlit as st\n\nst.title("Streamlit alone")\n'
+
+
+def open_bare(browser, tmp: Path, repeat: int) -> list[float]:
+    """New tabs (empty cache) on an app of one heading and nothing else, served by this Streamlit:
+    the floor under any page of any Streamlit app on this machine (its frontend's start-up)."""
+    import urllib.request
+
+    script = tmp / "bare_app.py"
+    script.write_text(BARE_APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats",
+                             "false", "--server.fileWatcherType", "none"], cwd=tmp, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the one-heading Streamlit app did not start") from None
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}"
+        open_plain(browser, url, "")  # its first run
+        return [open_plain(browser, url, "") for _ in range(repeat)]
+    finally:
+        stop_app(proc)
+
+
 def measure_trained(browser, root: Path, home: Path, v: Variant, repeat: int) -> list[dict[str, float]]:
     """New tabs (empty cache) on the trained trial in ``home``, on a server of its own."""
     proc = start_app(home, port := free_port(), root=root)
@@ -420,6 +454,9 @@ def table(got: dict, repeat: int, scene_kb: float, before: str = BEFORE) -> str:
         row("new tab → page heading (Streamlit's part)", lambda g: med(w["heading"] for w in g["first"]),
             note="empty cache"),
         row("a screen without a scene (Learn) → heading", lambda g: med(g["plain"]), note="Streamlit's own start-up"),
+        row("Streamlit alone: an app of one heading, new tab → heading",
+            lambda g: med(g["bare"]) if g.get("bare") else None,
+            note=f"median of {repeat}; no app code: the floor under any page here"),
         row("new tab on a trained digits trial (empty cache) → drawn",
             lambda g: med(w["drawn"] for w in g["trained"]) if g.get("trained") else None, TARGETS["new_tab"],
             f"median of {repeat}; the page as users meet it: example picker, insight panel"),
@@ -468,6 +505,8 @@ def main() -> None:
                 v = Variant(name, (root / "app" / "scene_component").is_dir())
                 got[name] = measure(browser, root, home, v, args.repeat)
                 got[name]["trained"] = measure_trained(browser, root, trained, v, args.repeat)
+                if name == "after":  # the same Streamlit serves both: measured once
+                    got[name]["bare"] = open_bare(browser, Path(tmp), args.repeat)
                 load.append(os.getloadavg()[0])
                 print(f"{name}:", json.dumps(got[name]), flush=True)
             browser.close()
