@@ -43,9 +43,16 @@
     return [(n >> 16 & 255) / 255, (n >> 8 & 255) / 255, (n & 255) / 255];
   }
   function faded(c, bg, a) { return [0, 1, 2].map(function (i) { return c[i] * a + bg[i] * (1 - a); }); }
-  // ms since the epoch; an event's timeStamp is relative to the page's time origin, except
-  // where a browser gives it since the epoch already (seen once in headless Chromium)
-  function now(t) { return t != null && t > 1e12 ? t : performance.timeOrigin + (t == null ? performance.now() : t); }
+  // ms since the epoch, on the wall clock (Date.now).  Not performance.timeOrigin + performance.now():
+  // headless Chromium here has given a click and its paint an epoch apart that way.
+  function now() { return Date.now(); }
+  // when an event happened: now less its age on the page's monotonic clock (its timeStamp is
+  // relative to the page's time origin, or since the epoch in some browsers); an age that reads
+  // negative or over a minute counts as none
+  function happened(ev) {
+    var age = ev.timeStamp > 1e12 ? Date.now() - ev.timeStamp : performance.now() - ev.timeStamp;
+    return Date.now() - (age >= 0 && age < 60000 ? age : 0);
+  }
   function status(text) { $("status").textContent = text; }
 
   // ------------------------------------------------------------------ colour buttons and legend
@@ -58,7 +65,7 @@
       b.type = "button";
       b.title = c.help;
       b.dataset.key = c.key;
-      b.addEventListener("click", function (ev) { S.clickAt = now(ev.timeStamp); choose(c.key); });
+      b.addEventListener("click", function (ev) { S.clickAt = happened(ev); choose(c.key); });
       bar.appendChild(b);
     });
   }
