@@ -7,7 +7,9 @@ What it does:
    with made-up per-layer health so every colouring has values.
 2. Writes a small fake study (tests/fakes.py) into a temporary HPO_HOME and adds one complete
    trial carrying that layout, with the best accuracy, so the viewer shows it by default.
-3. Starts ``streamlit run streamlit_app.py`` on a free port, twice on that same HPO_HOME:
+3. Starts ``streamlit run streamlit_app.py`` (``python -m app.serve``) for two checkouts on that
+   same HPO_HOME, side by side (one after the other, the same figure drifted with this machine by
+   up to 1 s between runs; alternating between them, the two meet the same machine):
 
    * after  -- this checkout: the scene is a component (app/scene_component), sent once per
                trial; colourings and the highlight restyle it in the browser;
@@ -15,9 +17,12 @@ What it does:
                ``git archive`` into a temporary folder): PyVista's vtk.js page rebuilt and sent
                as a new iframe document for every colouring and highlight;
 
-   and opens ``/viewer`` in headless Chromium (Playwright, /usr/bin/chromium, DESIGN.md's flags):
+   and opens ``/viewer`` in headless Chromium (Playwright, /usr/bin/chromium, DESIGN.md's flags),
+   each kind of visit alternating between the two servers:
 
-   * cold       -- the first view after the server started (imports, scene build, browser);
+   * cold       -- the first view after the server started (imports, scene build, browser), of a
+                   trial never viewed, on ``--cold`` fresh servers; and the same after a restart,
+                   its scene on disk; both alternating between the two checkouts;
    * new tab    -- later visits, each in a fresh browser context (empty cache), and new tabs
                    of one context that has shown the viewer before (warm cache);
    * recolour   -- a click on another colouring (after: the scene's own button; before: the
@@ -56,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,9 +211,10 @@ class Variant:
             rows = frame.locator("#layers tbody tr")
             if rows.count():
                 layer = rows.nth(row).get_attribute("data-layer")
-                frame.evaluate("() => document.addEventListener('click', e => { window.__hpoClickAt = "
-                               "e.timeStamp > 1e12 ? e.timeStamp : performance.timeOrigin + e.timeStamp; }, "
-                               "{capture: true, once: true})")
+                # when the click happened, as scene.js's happened(): the wall clock less its age
+                frame.evaluate("() => document.addEventListener('click', e => { const age = e.timeStamp > 1e12 ? "
+                               "Date.now() - e.timeStamp : performance.now() - e.timeStamp; window.__hpoClickAt = "
+                               "Date.now() - (age >= 0 && age < 60000 ? age : 0); }, {capture: true, once: true})")
                 rows.nth(row).click()
                 frame.wait_for_function(f"() => window.hpoScene.applied.highlight === {layer!r}", polling=POLL_MS)
                 return self._painted(frame, "window.__hpoClickAt")
@@ -349,51 +356,110 @@ def open_bare(browser, tmp: Path, repeat: int) -> list[float]:
         stop_app(proc)
 
 
-def measure_trained(browser, root: Path, home: Path, v: Variant, repeat: int) -> list[dict[str, float]]:
-    """New tabs (empty cache) on the trained trial in ``home``, on a server of its own."""
-    proc = start_app(home, port := free_port(), root=root)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        open_viewer(browser, url, v)  # its scene built (as the head start would have)
-        return [open_viewer(browser, url, v) for _ in range(repeat)]
-    finally:
-        stop_app(proc)
+def settle(proc, quiet_s: float = 1.0, timeout_s: float = 40.0) -> float:
+    """Wait until the server has used under 5 % of a core for ``quiet_s``: its head start loads
+    PyVista and builds the newest scenes ``app.serve.SCENE_GRACE_S`` (3 s) after the first page,
+    so the wait starts 4 s after it.  The new tabs timed next meet the server as a later visitor
+    would.  Returns the seconds waited."""
+    def cpu() -> float:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    t0 = time.perf_counter()
+    time.sleep(4.0)
+    last = cpu()
+    while time.perf_counter() - t0 < timeout_s:
+        time.sleep(quiet_s)
+        now = cpu()
+        if now - last < 0.05 * quiet_s:
+            break
+        last = now
+    return time.perf_counter() - t0
 
 
-def measure(browser, root: Path, home: Path, v: Variant, repeat: int) -> dict:
-    """Every figure for one checkout of the app, on a server started for it."""
-    t = time.perf_counter()
-    proc = start_app(home, port := free_port(), root=root)
-    started = time.perf_counter() - t
-    url = f"http://127.0.0.1:{port}"
+@contextmanager
+def servers(variants: list[tuple[str, Path]], home: Path):
+    """One server per checkout, all at once on ``home``: {name: (process, url, seconds to start)}."""
+    up: dict[str, tuple] = {}
     try:
-        try:
-            cold = open_viewer(browser, url, v)
-        except Exception:  # noqa: BLE001 - recorded, and the server started again for the rest
-            # Before 2026-12-03 a first view could deadlock the server: the head start and the
-            # visit built scenes in two threads at once (core.scene's lock fixed it).
-            cold = {"heading": None, "document": None, "drawn": None, "hung": True}
-            stop_app(proc)
+        for name, root in variants:
+            t = time.perf_counter()
             proc = start_app(home, port := free_port(), root=root)
-            url = f"http://127.0.0.1:{port}"
-        first = [open_viewer(browser, url, v) for _ in range(repeat)]
-        returning = browser.new_context(viewport={"width": 1280, "height": 1000})
-        open_viewer(browser, url, v, context=returning)  # fills this browser's cache
-        again = [open_viewer(browser, url, v, context=returning) for _ in range(repeat)]
-        returning.close()
-        acts = interact(browser, url, v)
-        narrow = [fits(browser, url, v, w) for w in (390, 768)] if v.component and v.name == "after" else []
-        plain = [open_plain(browser, url, "learn") for _ in range(repeat)]
+            up[name] = (proc, f"http://127.0.0.1:{port}", time.perf_counter() - t)
+        yield up
     finally:
-        stop_app(proc)
-    # the server restarted: this trial's scene is on disk now (after), so the view skips PyVista
+        for proc, _, _ in up.values():
+            stop_app(proc)
+
+
+def measure_trained(browser, variants, home: Path, kinds: dict, repeat: int) -> dict[str, list]:
+    """New tabs (empty cache) on the trained trial in ``home``, alternating between the checkouts."""
+    out: dict[str, list] = {name: [] for name, _ in variants}
+    with servers(variants, home) as up:
+        for name, (proc, url, _) in up.items():
+            open_viewer(browser, url, kinds[name])  # its scene built (as the head start would have)
+        for proc, _, _ in up.values():
+            settle(proc)
+        for _ in range(repeat):
+            for name, (_, url, _) in up.items():
+                out[name].append(open_viewer(browser, url, kinds[name]))
+    return out
+
+
+def _first_view(browser, root: Path, home: Path, v: Variant) -> dict[str, float]:
+    """Start the server, open the viewer at once (the first visit since it started), stop it."""
     proc = start_app(home, port := free_port(), root=root)
     try:
-        restart = open_viewer(browser, f"http://127.0.0.1:{port}", v)
+        return open_viewer(browser, f"http://127.0.0.1:{port}", v)
+    except Exception:  # noqa: BLE001 - recorded, and the bench goes on
+        # Before 2026-12-03 a first view could deadlock the server: the head start and the
+        # visit built scenes in two threads at once (core.scene's lock fixed it).
+        return {"heading": None, "document": None, "drawn": None, "hung": True}
     finally:
         stop_app(proc)
-    return {"server_start": started, "cold": cold, "restart": restart, "first": first, "again": again, **acts, "fits": narrow,
-            "plain": plain}
+
+
+def cold_view(browser, root: Path, home: Path, v: Variant) -> dict[str, float]:
+    """The first view after a server start, of a trial never viewed: the scene files it wrote are
+    removed after it (the checkout's cache keeps every other scene)."""
+    scenes = root / "app" / "scene_component" / "cache" / "scenes"
+    kept = set(scenes.glob("*")) if scenes.is_dir() else set()
+    try:
+        return _first_view(browser, root, home, v)
+    finally:
+        for path in (set(scenes.glob("*")) if scenes.is_dir() else set()) - kept:
+            path.unlink(missing_ok=True)
+
+
+def measure(browser, variants, home: Path, kinds: dict, repeat: int) -> dict[str, dict]:
+    """The figures of each checkout on servers running side by side, new tabs alternating between
+    them (first views after a server start are timed by :func:`main`)."""
+    got: dict[str, dict] = {name: {"first": [], "again": [], "plain": []} for name, _ in variants}
+    with servers(variants, home) as up:
+        for name, (proc, url, started) in up.items():
+            got[name]["server_start"] = started
+            open_viewer(browser, url, kinds[name])  # builds the scene (the views after a restart read it)
+        for proc, _, _ in up.values():
+            settle(proc)
+        for _ in range(repeat):
+            for name, (_, url, _) in up.items():
+                got[name]["first"].append(open_viewer(browser, url, kinds[name]))
+        returning = {name: browser.new_context(viewport={"width": 1280, "height": 1000}) for name in up}
+        for name, (_, url, _) in up.items():
+            open_viewer(browser, url, kinds[name], context=returning[name])  # fills that browser's cache
+        for _ in range(repeat):
+            for name, (_, url, _) in up.items():
+                got[name]["again"].append(open_viewer(browser, url, kinds[name], context=returning[name]))
+        for context in returning.values():
+            context.close()
+        for name, (_, url, _) in up.items():
+            v = kinds[name]
+            got[name].update(interact(browser, url, v))
+            got[name]["fits"] = [fits(browser, url, v, w) for w in (390, 768)] if v.component and name == "after" else []
+        for _ in range(repeat):
+            for name, (_, url, _) in up.items():
+                got[name]["plain"].append(open_plain(browser, url, "learn"))
+    return got
 
 
 def _unpack(commit: str, into: Path) -> Path:
@@ -405,7 +471,12 @@ def _unpack(commit: str, into: Path) -> Path:
 
 
 def _med_or_none(xs: list) -> float | None:
-    xs = [x for x in xs if x is not None]
+    """The median of the in-page figures; one outside 0-60 s is a clock misread (see scene.js
+    ``happened``), reported and left out."""
+    bad = [x for x in xs if x is not None and not 0 <= x <= 60]
+    if bad:
+        print(f"in-page times left out (a clock misread): {bad}", file=sys.stderr, flush=True)
+    xs = [x for x in xs if x is not None and 0 <= x <= 60]
     return statistics.median(xs) if xs else None
 
 
@@ -413,7 +484,13 @@ def _fmt(x: float | None | str) -> str:
     return "–" if x is None else x if isinstance(x, str) else f"{x:.2f}"
 
 
-def table(got: dict, repeat: int, scene_kb: float, before: str = BEFORE) -> str:
+def _cold(views: list[dict], key: str) -> float | str | None:
+    """The median of first views; "hung" when most of them never drew."""
+    drawn = [w[key] for w in views if not w.get("hung")]
+    return "hung" if len(drawn) * 2 < len(views) else statistics.median(drawn)
+
+
+def table(got: dict, repeat: int, scene_kb: float, before: str = BEFORE, cold: int = 3) -> str:
     """The README's markdown table: after, before, target, met."""
     med = statistics.median
     a, b = got["after"], got.get("before")
@@ -438,19 +515,19 @@ def table(got: dict, repeat: int, scene_kb: float, before: str = BEFORE) -> str:
             f"median of {len(HIGHLIGHT_ROWS)} rows; this checkout: in the browser; before: includes the app's rerun"),
         row("highlight: Playwright's click → seen drawn", lambda g: med(g["highlight"]), None, ""),
         row("new tab, first-time visitor (empty cache) → drawn", lambda g: med(w["drawn"] for w in g["first"]),
-            TARGETS["new_tab"], f"median of {repeat}"),
+            TARGETS["new_tab"], f"median of {repeat}, alternating with before"),
         row("new tab, returning browser (warm cache) → drawn", lambda g: med(w["drawn"] for w in g["again"]),
-            TARGETS["new_tab"], f"median of {repeat}"),
+            TARGETS["new_tab"], f"median of {repeat}, alternating"),
         row("new tab: scene document → drawn (the browser's part)",
             lambda g: med(w["drawn"] - w["document"] for w in g["first"]), note="empty cache: vtk.js, scene, WebGL"),
-        row("first view after the server started → drawn",
-            lambda g: "hung" if g["cold"].get("hung") else g["cold"]["drawn"], TARGETS["cold"],
-            "server answering /health, then the first visit; a trial never viewed (its scene is built)"),
-        row("… after a restart, the trial viewed before → drawn", lambda g: g["restart"]["drawn"], TARGETS["cold"],
-            "after: its scene is read from disk, PyVista is not needed"),
-        row("… first view's heading (Streamlit's first run of the app)", lambda g: g["cold"]["heading"],
+        row("first view after the server started → drawn", lambda g: _cold(g["cold"], "drawn"), TARGETS["cold"],
+            f"median of {cold}, alternating with before; a new server each, answering /health, then the first "
+            "visit; a trial never viewed (its scene is built)"),
+        row("… after a restart, the trial viewed before → drawn", lambda g: _cold(g["restart"], "drawn"),
+            TARGETS["cold"], f"median of {cold}, alternating; its scene is read from disk, PyVista is not needed"),
+        row("… first view's heading (Streamlit's first run of the app)", lambda g: _cold(g["cold"], "heading"),
             note="hung: no scene within 60 s, the server frozen (two threads building scenes at once)"
-            if any(g and g["cold"].get("hung") for g in (a, b)) else ""),
+            if any(g and any(c.get("hung") for c in g["cold"] + g["restart"]) for g in (a, b)) else ""),
         row("new tab → page heading (Streamlit's part)", lambda g: med(w["heading"] for w in g["first"]),
             note="empty cache"),
         row("a screen without a scene (Learn) → heading", lambda g: med(g["plain"]), note="Streamlit's own start-up"),
@@ -477,6 +554,7 @@ def main() -> None:
     parser.add_argument("--no-before", action="store_true", help=f"skip the viewer as it was at {BEFORE}")
     parser.add_argument("--before", default=BEFORE, help=f"the commit to compare with (default {BEFORE}, the last "
                         "before the scene component)")
+    parser.add_argument("--cold", type=int, default=3, help="first views after a server start to time per kind")
     parser.add_argument("--write", action="store_true", help="write the table into bench/README.md")
     args = parser.parse_args()
 
@@ -501,21 +579,34 @@ def main() -> None:
             variants = [("after", ROOT)]
             if not args.no_before:
                 variants.append(("before", _unpack(args.before, Path(tmp) / "before")))
-            for name, root in variants:
-                v = Variant(name, (root / "app" / "scene_component").is_dir())
-                got[name] = measure(browser, root, home, v, args.repeat)
-                got[name]["trained"] = measure_trained(browser, root, trained, v, args.repeat)
-                if name == "after":  # the same Streamlit serves both: measured once
-                    got[name]["bare"] = open_bare(browser, Path(tmp), args.repeat)
-                load.append(os.getloadavg()[0])
+            kinds = {name: Variant(name, (root / "app" / "scene_component").is_dir()) for name, root in variants}
+            # First views after a server start alternate between the checkouts (one after the
+            # other, each run's timings drifted with the machine by up to 1 s): a trial never
+            # viewed, then, once each server has built its scene, the same after a restart.
+            cold: dict[str, list] = {name: [] for name, _ in variants}
+            for _ in range(args.cold):
+                for name, root in variants:
+                    cold[name].append(cold_view(browser, root, home, kinds[name]))
+            got = measure(browser, variants, home, kinds, args.repeat)
+            trained_tabs = measure_trained(browser, variants, trained, kinds, args.repeat)
+            for name in got:
+                got[name]["cold"], got[name]["trained"] = cold[name], trained_tabs[name]
+            got["after"]["bare"] = open_bare(browser, Path(tmp), args.repeat)  # one Streamlit serves both
+            load.append(os.getloadavg()[0])
+            for name in got:
+                got[name]["restart"] = []
+            for _ in range(args.cold):
+                for name, root in variants:
+                    got[name]["restart"].append(_first_view(browser, root, home, kinds[name]))
+            for name in got:
                 print(f"{name}:", json.dumps(got[name]), flush=True)
             browser.close()
 
-    text = table(got, args.repeat, _browser_scene_kb(layout), args.before)
+    text = table(got, args.repeat, _browser_scene_kb(layout), args.before, args.cold)
     when = time.strftime("%Y-%m-%d %H:%M")
-    footer = (f"`python bench/bench_viewer.py --repeat {args.repeat}"
-              + ("" if args.before == BEFORE else f" --before {args.before}") + f"`, {when} UTC, one run, both servers on the "
-              f"same HPO_HOME (trial #{trial}); load average {min(load):.1f}–{max(load):.1f}; python "
+    footer = (f"`python bench/bench_viewer.py --repeat {args.repeat} --cold {args.cold}"
+              + ("" if args.before == BEFORE else f" --before {args.before}") + f"`, {when} UTC, one run: the two checkouts' "
+              f"servers side by side on one HPO_HOME (trial #{trial}), new tabs and first views alternating; load average {min(load):.1f}–{max(load):.1f}; python "
               f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, Chromium headless (software WebGL).")
     print("\n" + text + "\n\n" + footer)
     out = ROOT / "bench" / "out"
