@@ -141,11 +141,10 @@ def warm_up() -> None:
 def open_storage() -> int:
     """Open the study storage the app reads and list its studies, as every first page does (the
     opened storage is kept per URL, ``core.storage``); returns how many studies it holds."""
-    from core.config import Settings
-    from core.storage import resolve_url
+    from app.state import storage_url
     from core.study import list_studies, load_records
 
-    url = resolve_url(None, Settings.from_env())  # what app.state.storage_url() reads
+    url = storage_url()
     studies = list_studies(url)
     if studies:
         load_records(studies[0].name, url)  # the newest study: the one the screens open on
@@ -156,12 +155,11 @@ def prebuild_scenes(studies: int = PREBUILD_STUDIES) -> int:
     """Write the 3D scene of the best trial of the newest ``studies`` studies, the one the viewer
     opens on, unless it is on disk already; returns how many were built or found."""
     from app.scene_files import load_or_build, scene_key, write_viewer_script
+    from app.state import storage_url
     from core.architecture import ArchitectureVisualization
-    from core.config import Settings
-    from core.storage import resolve_url
     from core.study import best_record, list_studies, load_records
 
-    url = resolve_url(None, Settings.from_env())  # what app.state.storage_url() reads
+    url = storage_url()
     write_viewer_script()
     done = 0
     for summary in list_studies(url)[:studies]:

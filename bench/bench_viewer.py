@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from core import study as K  # the storage schema: attribute keys
 from tests.e2e.apprun import (SCENE_IFRAME, SCENE_READY_JS, WEBGL_ARGS, cli_study, free_port,  # noqa: E402
-                              launch_chromium, not_blank, pixels, start_app, stop_app)
+                              launch_chromium, not_blank, pixels, start_app, stop_app, wait_serving)
 
 STUDY = "bench-viewer"
 BEFORE = "8f203b0"  # the last commit before the scene component (975de0b)
@@ -330,8 +330,6 @@ BARE_APP = 'import streamlit as st\n\nst.title("Streamlit alone")\n'
 def open_bare(browser, tmp: Path, repeat: int) -> list[float]:
     """New tabs (empty cache) on an app of one heading and nothing else, served by this Streamlit:
     the floor under any page of any Streamlit app on this machine (its frontend's start-up)."""
-    import urllib.request
-
     script = tmp / "bare_app.py"
     script.write_text(BARE_APP)
     port = free_port()
@@ -340,15 +338,8 @@ def open_bare(browser, tmp: Path, repeat: int) -> list[float]:
                              "false", "--server.fileWatcherType", "none"], cwd=tmp, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the one-heading Streamlit app did not start") from None
-                time.sleep(0.2)
+        if not wait_serving(proc, port):
+            raise RuntimeError("the one-heading Streamlit app did not start")
         url = f"http://127.0.0.1:{port}"
         open_plain(browser, url, "")  # its first run
         return [open_plain(browser, url, "") for _ in range(repeat)]
@@ -423,11 +414,11 @@ def cold_view(browser, root: Path, home: Path, v: Variant) -> dict[str, float]:
     """The first view after a server start, of a trial never viewed: the scene files it wrote are
     removed after it (the checkout's cache keeps every other scene)."""
     scenes = root / "app" / "scene_component" / "cache" / "scenes"
-    kept = set(scenes.glob("*")) if scenes.is_dir() else set()
+    kept = set(scenes.glob("*"))  # none when the folder is not there yet
     try:
         return _first_view(browser, root, home, v)
     finally:
-        for path in (set(scenes.glob("*")) if scenes.is_dir() else set()) - kept:
+        for path in set(scenes.glob("*")) - kept:
             path.unlink(missing_ok=True)
 
 
@@ -594,7 +585,7 @@ def main() -> None:
             got["after"]["bare"] = open_bare(browser, Path(tmp), args.repeat)  # one Streamlit serves both
             load.append(os.getloadavg()[0])
             for name in got:
-                got[name]["restart"] = []
+                got[name]["restart"] = []  # each server has built its scene: restarts read it from disk
             for _ in range(args.cold):
                 for name, root in variants:
                     got[name]["restart"].append(_first_view(browser, root, home, kinds[name]))

@@ -134,4 +134,3 @@ def test_the_scene_warm_up_waits_for_the_first_page(monkeypatch):
     assert calls == ["viewer_script", "scene", "prebuild"]
     monkeypatch.setattr(serve, "_started", False)
     assert serve.page_done() is False  # plain `streamlit run`: the app warms PyVista itself
-

@@ -50,8 +50,8 @@
   // relative to the page's time origin, or since the epoch in some browsers); an age that reads
   // negative or over a minute counts as none
   function happened(ev) {
-    var age = ev.timeStamp > 1e12 ? Date.now() - ev.timeStamp : performance.now() - ev.timeStamp;
-    return Date.now() - (age >= 0 && age < 60000 ? age : 0);
+    var age = ev.timeStamp > 1e12 ? now() - ev.timeStamp : performance.now() - ev.timeStamp;
+    return now() - (age >= 0 && age < 60000 ? age : 0);
   }
   function status(text) { $("status").textContent = text; }
 

@@ -116,18 +116,26 @@ def start_app(home: Path, port: int, env_extra: dict[str, str] | None = None, ti
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the study's worker processes stop with it
     )
+    if not wait_serving(proc, port, timeout_s):
+        stop_app(proc)
+        raise RuntimeError(f"streamlit did not start: {(home / 'streamlit.log').read_text()[-2000:]}")
+    proc.hpo_port = port  # type: ignore[attr-defined] - served() reads it
+    return proc
+
+
+def wait_serving(proc: subprocess.Popen, port: int, timeout_s: float = 90) -> bool:
+    """Wait until the Streamlit server ``proc`` answers /health on ``port``: True, or False when
+    it exited or ``timeout_s`` passed first."""
     deadline = time.time() + timeout_s
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":
-                    proc.hpo_port = port  # type: ignore[attr-defined] - served() reads it
-                    return proc
+                    return True
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
-            stop_app(proc)
-            raise RuntimeError(f"streamlit did not start: {(home / 'streamlit.log').read_text()[-2000:]}")
+            return False
         time.sleep(0.5)
 
 
