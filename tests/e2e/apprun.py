@@ -179,29 +179,38 @@ def scene_frame(page):
     return frame
 
 
-def choose(combobox, value: str, tries: int = 4) -> None:
+def choose(combobox, value: str, tries: int = 4, shown=None) -> None:
     """Choose `value` in a Streamlit selectbox with the keyboard, as a user who types would.
 
     A click on the option can land while the page reruns (a fragment refreshing, the option list
     re-rendering), where the pointer is intercepted or the option detached; CI met exactly that.
     Typing filters the list and Enter takes the highlighted option, so nothing depends on where the
-    option sits; the value is then read back, and the whole gesture retried if a rerun ate it.
+    option sits. The gesture waits for the option to be listed before Enter: an Enter that finds no
+    highlighted option (the filter not yet applied under load) takes nothing and leaves the typed text
+    in the box, which reads exactly like a choice (CI met that too). So the box is then blurred, which
+    puts the *chosen* value back in it, and that is what is read; with `shown` (a locator that only
+    the new choice draws), the gesture also counts as done only once that is visible. Each failure
+    retries the whole gesture.
     """
+    page = combobox.page
     for _ in range(tries):
-        if combobox.input_value() == value:
-            return
         try:
-            combobox.click(timeout=10_000)
-            combobox.fill(value, timeout=10_000)
-            combobox.page.wait_for_timeout(300)
-            combobox.press("Enter", timeout=10_000)
-            combobox.page.wait_for_function(
-                "([el, v]) => el.value === v", arg=[combobox.element_handle(timeout=10_000), value],
-                timeout=10_000)
+            if combobox.input_value() != value:
+                combobox.click(timeout=10_000)
+                combobox.fill(value, timeout=10_000)
+                page.get_by_role("option", name=value, exact=True).wait_for(state="visible", timeout=10_000)
+                page.wait_for_timeout(200)
+                combobox.press("Enter", timeout=10_000)
+                combobox.evaluate("el => el.blur()")
+                page.wait_for_timeout(300)
+            if combobox.input_value() != value:
+                raise AssertionError("Enter took nothing")
+            if shown is not None:
+                shown.wait_for(state="visible", timeout=15_000)
             return
-        except Exception:  # noqa: BLE001 - a rerun replaced the widget; the loop reads it again
-            combobox.page.keyboard.press("Escape")
-            combobox.page.wait_for_timeout(1000)
+        except Exception:  # noqa: BLE001 - a rerun replaced the widget or ate the key; the loop reads it again
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1000)
     raise AssertionError(f"could not choose {value!r}: the box still shows {combobox.input_value()!r}")
 
 

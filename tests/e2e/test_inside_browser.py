@@ -99,11 +99,14 @@ def test_look_inside_a_mistake_click_a_layer_and_run_a_knob_experiment(browser, 
     expect(knob).to_be_visible()
     # the knob is chosen by typing and Enter (a rerun cannot intercept that); going through another
     # knob first makes sure the choosing really happens, whatever the box opened on
-    choose(knob, "dropout")
-    expect(page.locator("[class*='st-key-knob-exp-'][class*='-values-dropout'] input").first).to_be_visible()
-    choose(knob, "learning_rate")
+    def values_of(name):
+        return page.locator(f"[class*='st-key-knob-exp-'][class*='-values-{name}'] input").first
+
+    choose(knob, "dropout", shown=values_of("dropout"))
+    expect(values_of("dropout")).to_be_visible()
+    choose(knob, "learning_rate", shown=values_of("learning_rate"))
     expect(knob).to_have_value("learning_rate")
-    values = page.locator("[class*='st-key-knob-exp-'][class*='-values-learning_rate'] input").first
+    values = values_of("learning_rate")
     values.fill("0.0005, 0.003, 0.02")
     values.press("Enter")
     click_until(page.get_by_role("button", name="Start experiment"),
