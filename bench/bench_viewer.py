@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from core import study as K  # the storage schema: attribute keys
 from tests.e2e.apprun import (SCENE_IFRAME, SCENE_READY_JS, WEBGL_ARGS, cli_study, free_port,  # noqa: E402
-                              launch_chromium, not_blank, pixels, start_app, stop_app, wait_serving)
+                              launch_chromium, not_blank, pixels, start_app, stop_app)
 
 STUDY = "bench-viewer"
 BEFORE = "8f203b0"  # the last commit before the scene component (975de0b)
@@ -211,7 +211,9 @@ class Variant:
             rows = frame.locator("#layers tbody tr")
             if rows.count():
                 layer = rows.nth(row).get_attribute("data-layer")
-                # when the click happened, as scene.js's happened(): the wall clock less its age
+                # when the click happened, as scene.js's happened(): the wall clock less its age; a
+                # listener of the bench's own, as scene.js records only colour-button clicks (and an
+                # older checkout's scene.js, compared with, none of a row)
                 frame.evaluate("() => document.addEventListener('click', e => { const age = e.timeStamp > 1e12 ? "
                                "Date.now() - e.timeStamp : performance.now() - e.timeStamp; window.__hpoClickAt = "
                                "Date.now() - (age >= 0 && age < 60000 ? age : 0); }, {capture: true, once: true})")
@@ -330,16 +332,11 @@ BARE_APP = 'import streamlit as st\n\nst.title("Streamlit alone")\n'
 def open_bare(browser, tmp: Path, repeat: int) -> list[float]:
     """New tabs (empty cache) on an app of one heading and nothing else, served by this Streamlit:
     the floor under any page of any Streamlit app on this machine (its frontend's start-up)."""
-    script = tmp / "bare_app.py"
-    script.write_text(BARE_APP)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats",
-                             "false", "--server.fileWatcherType", "none"], cwd=tmp, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    folder = tmp / "bare"
+    folder.mkdir()
+    (folder / "streamlit_app.py").write_text(BARE_APP)
+    proc = start_app(folder, port := free_port(), root=folder)  # no app/serve.py there: `streamlit run` itself
     try:
-        if not wait_serving(proc, port):
-            raise RuntimeError("the one-heading Streamlit app did not start")
         url = f"http://127.0.0.1:{port}"
         open_plain(browser, url, "")  # its first run
         return [open_plain(browser, url, "") for _ in range(repeat)]
@@ -383,18 +380,28 @@ def servers(variants: list[tuple[str, Path]], home: Path):
             stop_app(proc)
 
 
+def alternate(up: dict, repeat: int, visit) -> dict[str, list]:
+    """``visit(name, url)`` ``repeat`` times on each server of ``up``, taking turns: {name: results}."""
+    out: dict[str, list] = {name: [] for name in up}
+    for _ in range(repeat):
+        for name, (_, url, _) in up.items():
+            out[name].append(visit(name, url))
+    return out
+
+
+def warm(browser, up: dict, kinds: dict) -> None:
+    """Each server's first view (its scene built, as the head start would have), then let it settle."""
+    for name, (_, url, _) in up.items():
+        open_viewer(browser, url, kinds[name])
+    for proc, _, _ in up.values():
+        settle(proc)
+
+
 def measure_trained(browser, variants, home: Path, kinds: dict, repeat: int) -> dict[str, list]:
     """New tabs (empty cache) on the trained trial in ``home``, alternating between the checkouts."""
-    out: dict[str, list] = {name: [] for name, _ in variants}
     with servers(variants, home) as up:
-        for name, (proc, url, _) in up.items():
-            open_viewer(browser, url, kinds[name])  # its scene built (as the head start would have)
-        for proc, _, _ in up.values():
-            settle(proc)
-        for _ in range(repeat):
-            for name, (_, url, _) in up.items():
-                out[name].append(open_viewer(browser, url, kinds[name]))
-    return out
+        warm(browser, up, kinds)
+        return alternate(up, repeat, lambda name, url: open_viewer(browser, url, kinds[name]))
 
 
 def _first_view(browser, root: Path, home: Path, v: Variant) -> dict[str, float]:
@@ -425,32 +432,33 @@ def cold_view(browser, root: Path, home: Path, v: Variant) -> dict[str, float]:
 def measure(browser, variants, home: Path, kinds: dict, repeat: int) -> dict[str, dict]:
     """The figures of each checkout on servers running side by side, new tabs alternating between
     them (first views after a server start are timed by :func:`main`)."""
-    got: dict[str, dict] = {name: {"first": [], "again": [], "plain": []} for name, _ in variants}
     with servers(variants, home) as up:
-        for name, (proc, url, started) in up.items():
-            got[name]["server_start"] = started
-            open_viewer(browser, url, kinds[name])  # builds the scene (the views after a restart read it)
-        for proc, _, _ in up.values():
-            settle(proc)
-        for _ in range(repeat):
-            for name, (_, url, _) in up.items():
-                got[name]["first"].append(open_viewer(browser, url, kinds[name]))
+        got: dict[str, dict] = {name: {"server_start": started} for name, (_, _, started) in up.items()}
+        warm(browser, up, kinds)  # builds the scene (the views after a restart read it)
+        first = alternate(up, repeat, lambda name, url: open_viewer(browser, url, kinds[name]))
         returning = {name: browser.new_context(viewport={"width": 1280, "height": 1000}) for name in up}
         for name, (_, url, _) in up.items():
             open_viewer(browser, url, kinds[name], context=returning[name])  # fills that browser's cache
-        for _ in range(repeat):
-            for name, (_, url, _) in up.items():
-                got[name]["again"].append(open_viewer(browser, url, kinds[name], context=returning[name]))
+        again = alternate(up, repeat, lambda name, url: open_viewer(browser, url, kinds[name], context=returning[name]))
         for context in returning.values():
             context.close()
         for name, (_, url, _) in up.items():
             v = kinds[name]
-            got[name].update(interact(browser, url, v))
+            got[name].update(interact(browser, url, v), first=first[name], again=again[name])
             got[name]["fits"] = [fits(browser, url, v, w) for w in (390, 768)] if v.component and name == "after" else []
-        for _ in range(repeat):
-            for name, (_, url, _) in up.items():
-                got[name]["plain"].append(open_plain(browser, url, "learn"))
+        plain = alternate(up, repeat, lambda name, url: open_plain(browser, url, "learn"))
+    for name in got:
+        got[name]["plain"] = plain[name]
     return got
+
+
+def first_views(browser, variants, home: Path, kinds: dict, times: int, view) -> dict[str, list]:
+    """``view`` (a first view after a server start) ``times`` times per checkout, taking turns."""
+    out: dict[str, list] = {name: [] for name, _ in variants}
+    for _ in range(times):
+        for name, root in variants:
+            out[name].append(view(browser, root, home, kinds[name]))
+    return out
 
 
 def _unpack(commit: str, into: Path) -> Path:
@@ -555,7 +563,6 @@ def main() -> None:
     layout = twenty_layer_layout()
     print(f"layout of the 20-layer CNN: {len(layout['layers'])} layers drawn, {layout['total_parameters']:,} params "
           f"({time.perf_counter() - t:.1f} s, child process with Keras; not counted)", flush=True)
-    got: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-viewer-") as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
@@ -574,21 +581,15 @@ def main() -> None:
             # First views after a server start alternate between the checkouts (one after the
             # other, each run's timings drifted with the machine by up to 1 s): a trial never
             # viewed, then, once each server has built its scene, the same after a restart.
-            cold: dict[str, list] = {name: [] for name, _ in variants}
-            for _ in range(args.cold):
-                for name, root in variants:
-                    cold[name].append(cold_view(browser, root, home, kinds[name]))
+            cold = first_views(browser, variants, home, kinds, args.cold, cold_view)
             got = measure(browser, variants, home, kinds, args.repeat)
             trained_tabs = measure_trained(browser, variants, trained, kinds, args.repeat)
-            for name in got:
-                got[name]["cold"], got[name]["trained"] = cold[name], trained_tabs[name]
             got["after"]["bare"] = open_bare(browser, Path(tmp), args.repeat)  # one Streamlit serves both
             load.append(os.getloadavg()[0])
+            # each server has built its scene by now: the first views after a restart read it from disk
+            restart = first_views(browser, variants, home, kinds, args.cold, _first_view)
             for name in got:
-                got[name]["restart"] = []  # each server has built its scene: restarts read it from disk
-            for _ in range(args.cold):
-                for name, root in variants:
-                    got[name]["restart"].append(_first_view(browser, root, home, kinds[name]))
+                got[name].update(cold=cold[name], trained=trained_tabs[name], restart=restart[name])
             for name in got:
                 print(f"{name}:", json.dumps(got[name]), flush=True)
             browser.close()
